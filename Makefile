@@ -1,0 +1,48 @@
+# stockrnn — `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BACKEND ?= tensorflow
+PYTEST_ARGS ?=
+export KERAS_BACKEND := $(BACKEND)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint bench bench-full clean
+
+## help: list the targets
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stockrnn needs Python >= 3.11, found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]' $(if $(filter jax,$(BACKEND)),'.[jax]')
+	@touch $(STAMP)
+
+## demo: create .venv and run fetch -> prepare -> train -> evaluate -> predict on the bundled sample (offline)
+demo: $(STAMP)
+	$(BIN)/stockrnn run --config configs/lstm.yaml
+
+## test: create/update .venv and run the whole test suite (offline)
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff check
+lint: $(STAMP)
+	$(BIN)/ruff check stockrnn tests benchmarks
+
+## bench: quick benchmarks (speed and quality) -> docs/benchmarks.md
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks --quick
+
+## bench-full: the full benchmark suite (slow)
+bench-full: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+## clean: remove .venv, caches and generated data/runs in this folder
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info data runs
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

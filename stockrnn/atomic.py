@@ -1,0 +1,67 @@
+"""Atomic file writes: write a temp file in the target folder, fsync, then ``os.replace``.
+
+A reader sees the old file or the new one, never half of either; a failed write leaves the old
+file byte-for-byte unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from stockrnn.errors import StockRNNError
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temp path next to ``target``; on success move it over ``target``.
+
+    ``suffix`` lets writers that insist on an extension (Keras wants ``.keras``) use the temp path.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, target)
+    except OSError as exc:
+        _cleanup(tmp_path)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise StockRNNError(f"cannot write {target}: {exc.strerror}") from exc
+        raise
+    except BaseException:
+        _cleanup(tmp_path)
+        raise
+
+
+def _cleanup(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def write_bytes(target: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(target: str | os.PathLike, text: str) -> None:
+    write_bytes(target, text.encode("utf-8"))
+
+
+def write_json(target: str | os.PathLike, obj: object) -> None:
+    write_text(target, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_with(target: str | os.PathLike, writer: Callable[[Path], None], suffix: str = "") -> None:
+    """Call ``writer(tmp_path)`` and move the result over ``target`` atomically."""
+    with atomic_path(target, suffix=suffix) as tmp:
+        writer(tmp)

@@ -1,0 +1,143 @@
+"""The command line: a click group of thin commands.
+
+This is the only module that prints results and picks exit codes. Heavy libraries (keras,
+tensorflow, pandas) are imported inside the commands that need them, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from stockrnn import __version__
+from stockrnn.errors import StockRNNError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+log = logging.getLogger("stockrnn")
+
+
+class App(click.Group):
+    """Turns StockRNNError into ``Error: ...`` on stderr and its documented exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except StockRNNError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted", err=True)
+            ctx.exit(130)
+
+
+def setup_logging(verbose: int, quiet: bool, log_file: str | None) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    root = logging.getLogger("stockrnn")
+    root.handlers.clear()
+    root.setLevel(min(level, logging.INFO) if log_file else level)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(level)
+    console.setFormatter(logging.Formatter("%(message)s" if not verbose else
+                                           "%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(console)
+    if log_file:
+        fh = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        fh.setLevel(logging.DEBUG if verbose else logging.INFO)
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(fh)
+    root.propagate = False
+    # yfinance logs its own retries and failures at ERROR; stockrnn reports them itself.
+    logging.getLogger("yfinance").setLevel(logging.DEBUG if verbose > 1 else logging.CRITICAL)
+
+
+@click.group(cls=App, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="stockrnn")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr (for cron).")
+@click.option("--log-file", type=click.Path(dir_okay=False), default=None,
+              help="Also append timestamped log lines to this file.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, log_file: str | None) -> None:
+    """Forecast stock prices with Keras SimpleRNN, LSTM, GRU and Conv1D models, honestly:
+    no look-ahead, baselines side by side, metrics in price units.
+
+    \b
+    Pipeline:  fetch -> prepare -> train -> evaluate -> predict   (or all at once: run)
+    Exit codes: 0 ok, 1 runtime/data error, 2 usage/config error,
+                3 quality gate failed (--max-mase), 75 another run holds the lock.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["quiet"] = quiet
+    setup_logging(verbose, quiet, log_file)
+
+
+def _date(ctx, param, value):
+    if value is None:
+        return None
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from None
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("tickers", nargs=-1, required=True)
+@click.option("--source", type=click.Choice(["yahoo", "csv", "sample"]), default="yahoo",
+              show_default=True, help="Where prices come from.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="CSV file to read (with --source csv; implies it when given alone).")
+@click.option("--column", default=None, help="Name of the close-price column in the CSV.")
+@click.option("--start", callback=_date, default=None, help="First date (YYYY-MM-DD).")
+@click.option("--end", callback=_date, default=None, help="Last date, inclusive (YYYY-MM-DD).")
+@click.option("--interval", default="1d", show_default=True,
+              help="Bar interval (yfinance names: 1d, 1wk, 1mo, 1h, ...).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Store folder [default: $STOCKRNN_DATA_DIR or ./data].")
+@click.option("--full", is_flag=True, help="Refetch the whole history instead of only new bars.")
+@click.option("--wait", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for another run's lock before exiting 75.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.pass_context
+def fetch(ctx, tickers, source, csv_path, column, start, end, interval, data_dir, full, wait,
+          quiet):
+    """Download or import daily prices into the store (one file per ticker and interval).
+
+    Incremental: only bars after the last stored date are fetched (one overlapping bar),
+    merged and de-duplicated. A failed fetch leaves the stored file unchanged.
+    """
+    from stockrnn.data.sources import INTERVALS, make_source
+    from stockrnn.data.store import Store
+    from stockrnn.errors import ConfigError
+
+    if interval not in INTERVALS:
+        raise ConfigError(f"unknown interval {interval!r}; valid: {', '.join(INTERVALS)}")
+    if csv_path and source == "yahoo":
+        source = "csv"
+    store = Store(data_dir)
+    src = make_source(source, csv_path=csv_path, column=column, cache_dir=store.cache_dir)
+    failed = []
+    for ticker in tickers:
+        try:
+            result = store.update(src, ticker, interval, start, end, full=full, wait=wait)
+        except StockRNNError as exc:
+            if len(tickers) == 1 or exc.exit_code != 1:
+                raise
+            click.echo(f"Error: {ticker}: {exc}", err=True)
+            failed.append(ticker)
+            continue
+        if not (quiet or ctx.obj.get("quiet")):
+            click.echo(result.line())
+    if failed:
+        raise StockRNNError(f"{len(failed)} of {len(tickers)} tickers failed: {', '.join(failed)}")
+
+
+def main() -> None:
+    cli(prog_name="stockrnn")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Where prices come from: a registry of sources behind one small interface.
+
+    source = make_source("yahoo" | "csv" | "sample", ...)
+    frame = source.fetch(ticker, start, end, interval)   # normalized frame, see ``frames``
+
+``start`` and ``end`` are inclusive dates (or None). Sources raise FetchError/NoDataError/DataError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from stockrnn.data.csvfile import read_price_csv
+from stockrnn.data.frames import COLUMNS, DAILY_INTERVALS, normalize
+from stockrnn.errors import ConfigError, DataError, FetchError, NoDataError
+
+log = logging.getLogger(__name__)
+SAMPLE_DIR = Path(__file__).parent / "sample"
+INTERVALS = ("1m", "2m", "5m", "15m", "30m", "60m", "90m", "1h", "1d", "5d", "1wk", "1mo", "3mo")
+
+
+class Source(Protocol):
+    name: str
+    #: True when asking for a later ``start`` is cheaper than the whole history (incremental fetch).
+    incremental: bool
+
+    def fetch(self, ticker: str, start: dt.date | None, end: dt.date | None,
+              interval: str) -> pd.DataFrame: ...
+
+
+def clip(df: pd.DataFrame, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+    if start is not None:
+        df = df[df.index >= pd.Timestamp(start)]
+    if end is not None:
+        df = df[df.index < pd.Timestamp(end) + pd.Timedelta(days=1)]
+    return df
+
+
+class CsvSource:
+    """A local CSV file (see ``csvfile`` for the shapes it reads)."""
+
+    name = "csv"
+    incremental = False
+
+    def __init__(self, path: str | Path, column: str | None = None):
+        self.path = Path(path)
+        self.column = column
+
+    def fetch(self, ticker, start, end, interval):
+        df = clip(read_price_csv(self.path, ticker, self.column, interval), start, end)
+        if df.empty:
+            raise NoDataError(f"no rows for {ticker} in {self.path} between {start} and {end}")
+        return df
+
+
+class SampleSource(CsvSource):
+    """The bundled offline data set (daily GOOG, 2004-08-19 to 2013-03-01)."""
+
+    name = "sample"
+
+    def __init__(self, column: str | None = None):
+        super().__init__(SAMPLE_DIR / "GOOG.csv", column)
+
+    @staticmethod
+    def tickers() -> list[str]:
+        return sorted(p.stem for p in SAMPLE_DIR.glob("*.csv"))
+
+    def fetch(self, ticker, start, end, interval):
+        if ticker.upper() not in self.tickers():
+            raise DataError(f"the bundled sample has no {ticker!r}; it has: "
+                            f"{', '.join(self.tickers())}")
+        if interval != "1d":
+            raise DataError(f"the bundled sample is daily; asked for interval {interval!r}")
+        self.path = SAMPLE_DIR / f"{ticker.upper()}.csv"
+        return super().fetch(None, start, end, interval)
+
+
+class YahooSource:
+    """Yahoo Finance through yfinance, with retries on rate limits and network errors.
+
+    ``client`` maps a ticker to an object with ``history(**kwargs)`` (default ``yfinance.Ticker``);
+    tests inject a fake here. Prices are stored adjusted (``auto_adjust=True``).
+    """
+
+    name = "yahoo"
+    incremental = True
+
+    def __init__(self, cache_dir: str | Path | None = None,
+                 client: Callable[[str], Any] | None = None, retries: int = 4,
+                 backoff: float = 1.0, max_backoff: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep,
+                 now: Callable[[Any], pd.Timestamp] | None = None):
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._client = client
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+        self._now = now or (lambda tz: pd.Timestamp.now(tz=tz))
+
+    def _ticker(self, symbol: str):
+        if self._client is not None:
+            return self._client(symbol)
+        import yfinance as yf
+
+        if self.cache_dir is not None:  # cron and read-only homes: keep yfinance's cache with the data
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            yf.set_tz_cache_location(str(self.cache_dir))
+            if hasattr(yf, "cache") and hasattr(yf.cache, "set_cache_location"):
+                yf.cache.set_cache_location(str(self.cache_dir))
+        return yf.Ticker(symbol)
+
+    def fetch(self, ticker, start, end, interval):
+        kwargs = dict(interval=interval, auto_adjust=True, actions=False, raise_errors=True)
+        if start is not None:
+            kwargs["start"] = pd.Timestamp(start).strftime("%Y-%m-%d")
+        if end is not None:  # yfinance's end is exclusive, ours inclusive
+            kwargs["end"] = (pd.Timestamp(end) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+        if start is None and end is None:
+            kwargs["period"] = "max"
+        raw = self._history_with_retries(ticker, kwargs)
+        if raw is None or len(raw) == 0:
+            raise NoDataError(f"no data for {ticker} from Yahoo Finance "
+                              f"(unknown or delisted ticker, or nothing in {start}..{end})")
+        df = flatten_columns(raw, ticker)
+        df = self._drop_open_bar(df, interval)
+        df = normalize(df, interval)
+        if df.empty:
+            raise NoDataError(f"no data for {ticker} from Yahoo Finance (only empty rows)")
+        return df
+
+    def _history_with_retries(self, ticker: str, kwargs: dict):
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            try:
+                return self._ticker(ticker).history(**kwargs)
+            except Exception as exc:  # yfinance raises many kinds; classify them
+                kind = classify_error(exc)
+                if kind == "missing":
+                    hint = (" (or Yahoo Finance is unreachable from here)"
+                            if type(exc).__name__ == "YFTzMissingError" else "")
+                    raise NoDataError(f"no data for {ticker} from Yahoo Finance{hint}: "
+                                      f"{exc}") from exc
+                if kind == "other":
+                    raise FetchError(f"Yahoo Finance failed for {ticker}: "
+                                     f"{type(exc).__name__}: {exc}") from exc
+                if attempt == self.retries:
+                    what = "rate limited (HTTP 429)" if kind == "rate" else "network error"
+                    raise FetchError(f"Yahoo Finance {what} for {ticker} after "
+                                     f"{self.retries + 1} attempts: {exc}") from exc
+                log.warning("%s: %s (%s), retrying in %.0fs", ticker, kind, exc, delay)
+                self._sleep(delay)
+                delay = min(delay * 2, self.max_backoff)
+        raise AssertionError("unreachable")
+
+    def _drop_open_bar(self, df: pd.DataFrame, interval: str) -> pd.DataFrame:
+        """Drop today's bar while the exchange may still be trading (before 17:00 local)."""
+        if interval not in DAILY_INTERVALS or df.empty:
+            return df
+        idx = pd.DatetimeIndex(df.index)
+        tz = idx.tz or "America/New_York"
+        now = self._now(tz)
+        last = idx[-1] if idx.tz is not None else idx[-1].tz_localize(tz)
+        if interval == "1d" and last.date() == now.date() and now.hour < 17:
+            log.info("dropping today's still-open bar %s", last.date())
+            return df.iloc[:-1]
+        return df
+
+
+def classify_error(exc: BaseException) -> str:
+    """'rate' | 'network' | 'missing' | 'other' for an exception from yfinance or its HTTP stack."""
+    name = type(exc).__name__
+    text = str(exc)
+    if name == "YFRateLimitError" or "Too Many Requests" in text or "429" in text:
+        return "rate"
+    if "Missing" in name or "delisted" in text.lower() or "no data found" in text.lower():
+        return "missing"
+    module = type(exc).__module__ or ""
+    if (isinstance(exc, (ConnectionError, TimeoutError, OSError))
+            or module.split(".")[0] in ("requests", "urllib3", "curl_cffi", "http")):
+        return "network"
+    return "other"
+
+
+def flatten_columns(df: pd.DataFrame, ticker: str) -> pd.DataFrame:
+    """Turn yfinance's (Price, Ticker) MultiIndex columns into plain OHLCV columns."""
+    if not isinstance(df.columns, pd.MultiIndex):
+        return df
+    for level in range(df.columns.nlevels):
+        if "Close" in df.columns.get_level_values(level):
+            other = [lv for lv in range(df.columns.nlevels) if lv != level]
+            if other:
+                tickers = df.columns.get_level_values(other[0])
+                pick = ticker if ticker in tickers else tickers[0]
+                df = df.xs(pick, axis=1, level=other[0])
+            return df
+    raise FetchError(f"unexpected columns from Yahoo Finance for {ticker}: {list(df.columns)[:6]}")
+
+
+SOURCES = ("yahoo", "csv", "sample")
+
+
+def make_source(name: str, *, csv_path: str | Path | None = None, column: str | None = None,
+                cache_dir: str | Path | None = None) -> Source:
+    if name == "yahoo":
+        return YahooSource(cache_dir=cache_dir)
+    if name == "csv":
+        if csv_path is None:
+            raise ConfigError("the csv source needs a file: pass --csv PATH (or data.path)")
+        return CsvSource(csv_path, column)
+    if name == "sample":
+        return SampleSource(column)
+    raise ConfigError(f"unknown source {name!r}; valid: {', '.join(SOURCES)}")
+
+
+__all__ = ["COLUMNS", "INTERVALS", "SOURCES", "CsvSource", "SampleSource", "Source",
+           "YahooSource", "classify_error", "flatten_columns", "make_source"]

@@ -1,0 +1,155 @@
+"""The on-disk price store: one CSV per ticker and interval, plus a JSON sidecar.
+
+    data/GOOG_1d.csv    Date,Open,High,Low,Close,Volume
+    data/GOOG_1d.json   {"ticker", "interval", "source", "first", "last", "rows", "fetched_at"}
+
+Every write is validated first and atomic; writers hold ``data/.stockrnn.lock``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from stockrnn import atomic, locking
+from stockrnn.data.frames import validate
+from stockrnn.data.sources import Source
+from stockrnn.errors import DataError, NoDataError
+
+log = logging.getLogger(__name__)
+DEFAULT_DATA_DIR = "data"
+_SAFE = re.compile(r"[^A-Za-z0-9.^=_-]")
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("STOCKRNN_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateResult:
+    ticker: str
+    interval: str
+    added: int
+    rows: int
+    first: dt.date
+    last: dt.date
+    path: Path
+    up_to_date: bool = False
+    refetched: bool = False
+
+    def line(self) -> str:
+        if self.up_to_date:
+            return (f"{self.ticker} {self.interval}: up to date ({self.rows} rows, "
+                    f"{self.first}..{self.last}) {self.path}")
+        extra = " (full refetch: adjusted prices changed)" if self.refetched else ""
+        return (f"{self.ticker} {self.interval}: +{self.added} rows, {self.rows} rows "
+                f"{self.first}..{self.last} -> {self.path}{extra}")
+
+
+class Store:
+    def __init__(self, data_dir: str | Path | None = None):
+        self.dir = Path(data_dir) if data_dir is not None else default_data_dir()
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / ".stockrnn.lock"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.dir / ".yfinance-cache"
+
+    def path(self, ticker: str, interval: str = "1d") -> Path:
+        return self.dir / f"{_SAFE.sub('_', ticker.upper())}_{interval}.csv"
+
+    def meta_path(self, ticker: str, interval: str = "1d") -> Path:
+        return self.path(ticker, interval).with_suffix(".json")
+
+    def exists(self, ticker: str, interval: str = "1d") -> bool:
+        return self.path(ticker, interval).is_file()
+
+    def read(self, ticker: str, interval: str = "1d") -> pd.DataFrame:
+        path = self.path(ticker, interval)
+        if not path.is_file():
+            raise DataError(f"no stored data for {ticker} ({interval}) in {self.dir}/: "
+                            f"run `stockrnn fetch {ticker}` first")
+        try:
+            df = pd.read_csv(path, index_col="Date", parse_dates=["Date"])
+        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise DataError(f"{path}: stored file is unreadable ({exc}); "
+                            "refetch with `stockrnn fetch --full`") from None
+        df = df.astype("float64")
+        validate(df, str(path))
+        return df
+
+    def meta(self, ticker: str, interval: str = "1d") -> dict:
+        try:
+            return json.loads(self.meta_path(ticker, interval).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write(self, ticker: str, interval: str, df: pd.DataFrame, source: str) -> Path:
+        """Validate and atomically write ``df`` and its sidecar. Caller holds the lock."""
+        path = self.path(ticker, interval)
+        validate(df, f"{ticker} ({interval})")
+        atomic.write_with(path, lambda tmp: df.to_csv(tmp, index_label="Date"))
+        atomic.write_json(self.meta_path(ticker, interval), {
+            "ticker": ticker.upper(), "interval": interval, "source": source,
+            "first": str(df.index[0].date()), "last": str(df.index[-1].date()),
+            "rows": int(len(df)),
+            "fetched_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        })
+        return path
+
+    def update(self, source: Source, ticker: str, interval: str = "1d",
+               start: dt.date | None = None, end: dt.date | None = None,
+               full: bool = False, wait: float = 0.0) -> UpdateResult:
+        """Fetch ``ticker`` and merge it into the store (incrementally unless ``full``)."""
+        with locking.hold(self.lock_path, wait):
+            old = None if full or not self.exists(ticker, interval) else self.read(ticker, interval)
+            if old is None:
+                new = source.fetch(ticker, start, end, interval)
+                return self._result(ticker, interval, new, source, added=len(new))
+            fetch_start = old.index[-1].date() if source.incremental else start
+            try:
+                new = source.fetch(ticker, fetch_start, end, interval)
+            except NoDataError:
+                if not source.incremental:
+                    raise
+                new = old.iloc[0:0]
+            if _adjustment_changed(old, new):
+                log.warning("%s: stored prices differ from the source on overlapping bars "
+                            "(dividend or split adjustment): refetching the full history", ticker)
+                new = source.fetch(ticker, start, end, interval)
+                return self._result(ticker, interval, new, source, added=len(new) - len(old),
+                                    refetched=True)
+            merged = pd.concat([old, new])
+            merged = merged[~merged.index.duplicated(keep="last")].sort_index()
+            if start is not None and not source.incremental:
+                merged = merged[merged.index >= pd.Timestamp(start)]
+            added = len(merged) - len(old)
+            if added == 0 and merged.equals(old):
+                return UpdateResult(ticker.upper(), interval, 0, len(old), old.index[0].date(),
+                                    old.index[-1].date(), self.path(ticker, interval),
+                                    up_to_date=True)
+            return self._result(ticker, interval, merged, source, added=added)
+
+    def _result(self, ticker, interval, df, source, added, refetched=False) -> UpdateResult:
+        path = self.write(ticker, interval, df, source.name)
+        return UpdateResult(ticker.upper(), interval, added, len(df), df.index[0].date(),
+                            df.index[-1].date(), path, refetched=refetched)
+
+
+def _adjustment_changed(old: pd.DataFrame, new: pd.DataFrame, tol: float = 5e-3) -> bool:
+    common = old.index.intersection(new.index)
+    if len(common) == 0:
+        return False
+    a = old.loc[common, "Close"].to_numpy()
+    b = new.loc[common, "Close"].to_numpy()
+    return bool((abs(a - b) / a > tol).any())
