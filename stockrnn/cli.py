@@ -135,6 +135,92 @@ def fetch(ctx, tickers, source, csv_path, column, start, end, interval, data_dir
         raise StockRNNError(f"{len(failed)} of {len(tickers)} tickers failed: {', '.join(failed)}")
 
 
+def config_options(f):
+    """--config FILE and repeatable --set section.key=value."""
+    f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override a config key, e.g. --set window.look_back=60 (repeatable).")(f)
+    return click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+                        default=None, help="YAML config file (see configs/).")(f)
+
+
+def wait_option(f):
+    return click.option("--wait", type=float, default=0.0, show_default=True,
+                        help="Seconds to wait for another run's lock before exiting 75.")(f)
+
+
+def load(config_path, overrides):
+    from stockrnn.config import load_config
+
+    return load_config(config_path, overrides)
+
+
+def progress_mode(quiet: bool) -> str:
+    if quiet:
+        return "none"
+    return "bar" if sys.stderr.isatty() else "lines"
+
+
+@cli.command(context_settings=CONTEXT)
+@config_options
+@wait_option
+@click.pass_context
+def prepare(ctx, config_path, overrides, wait):
+    """Split chronologically, fit scalers on the training split only, build windows, and write
+    the dataset artifact (fetching the ticker first when it is not stored)."""
+    from stockrnn import pipeline
+
+    cfg = load(config_path, overrides)
+    ds, path = pipeline.prepare(cfg, wait=wait)
+    for name, sp in ds.splits.items():
+        m = ds.meta()["splits"][name]
+        click.echo(f"{name:5s} {len(sp):6d} windows  targets {m['first']}..{m['last']}  "
+                   f"x{tuple(sp.x.shape)} y{tuple(sp.y.shape)}")
+    click.echo(path)
+
+
+@cli.command(context_settings=CONTEXT)
+@config_options
+@click.option("--resume", is_flag=True,
+              help="Continue the newest interrupted run of this run name from its last epoch.")
+@wait_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def train(ctx, config_path, overrides, resume, wait, quiet):
+    """Train the configured model into runs/<run_name>/<UTC timestamp>/ and print that path."""
+    from stockrnn import pipeline
+
+    cfg = load(config_path, overrides)
+    run = pipeline.train(cfg, resume=resume, wait=wait,
+                         progress=progress_mode(quiet or ctx.obj.get("quiet")))
+    meta = run.meta()
+    log.info("trained %s: %d epochs, best val_loss %.5f at epoch %d, %.1fs",
+             meta["model_type"], meta["epochs_run"], meta["best_val_loss"], meta["best_epoch"],
+             meta["train_seconds"])
+    click.echo(run.path)
+
+
+@cli.group(context_settings=CONTEXT)
+def config():
+    """Check and show configs."""
+
+
+@config.command("validate", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
+def config_validate(file, overrides):
+    """Validate FILE; print 'ok' or one line per problem (exit 2)."""
+    load(file, overrides)
+    click.echo(f"{file}: ok")
+
+
+@config.command("show", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key.")
+def config_show(file, overrides):
+    """Print the resolved config (defaults filled in) as YAML."""
+    click.echo(load(file, overrides).to_yaml(), nl=False)
+
+
 def main() -> None:
     cli(prog_name="stockrnn")
 

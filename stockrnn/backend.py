@@ -1,0 +1,76 @@
+"""Pick the Keras backend before keras is imported, and import keras quietly."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+
+from stockrnn.errors import ConfigError
+
+BACKENDS = ("tensorflow", "jax")
+
+
+def use(backend: str | None = None):
+    """Set KERAS_BACKEND (config value, else env, else tensorflow) and return the keras module."""
+    backend = backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown Keras backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != backend:
+            raise ConfigError(f"keras is already loaded with the {keras.backend.backend()} "
+                              f"backend in this process; cannot switch to {backend}")
+        return keras
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend == "jax":
+        try:
+            import jax  # noqa: F401
+        except ImportError:
+            raise ConfigError("train.backend is jax but jax is not installed: "
+                              "pip install 'stockrnn[jax]' (or make demo BACKEND=jax)") from None
+    with _native_stderr_to_log():
+        import keras
+
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # triggers the CUDA probe (and its log lines) now
+    return keras
+
+
+@contextlib.contextmanager
+def _native_stderr_to_log():
+    """TensorFlow's C++ start-up lines (oneDNN, CUDA probes) go to fd 2 no matter what
+    TF_CPP_MIN_LOG_LEVEL says; keep them out of users' terminals and cron mail (debug log only)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", "replace").strip()
+            if text:
+                logging.getLogger(__name__).debug("native start-up output:\n%s", text)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and Keras; make TensorFlow ops deterministic."""
+    keras = use()
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()

@@ -1,0 +1,253 @@
+"""Typed configuration: YAML -> ``--set`` overrides -> frozen pydantic models, validated once.
+
+Errors are reported one per line as ``FILE: dotted.key: message`` (ConfigError, exit 2), with the
+closest valid key suggested for a typo.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stockrnn.errors import ConfigError
+
+Column = Literal["Open", "High", "Low", "Close", "Volume"]
+ModelType = Literal["simple_rnn", "lstm", "gru", "conv1d"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Section):
+    source: Literal["yahoo", "csv", "sample"] = Field("sample", description="Where prices come from.")
+    ticker: str = Field("GOOG", min_length=1, description="Ticker symbol.")
+    path: str | None = Field(None, description="CSV file (source: csv).")
+    column: str | None = Field(None, description="Close-price column name in the CSV.")
+    start: dt.date | None = Field(None, description="First date used (inclusive).")
+    end: dt.date | None = Field(None, description="Last date used (inclusive).")
+    interval: str = Field("1d", description="Bar interval.")
+    features: tuple[Column, ...] = Field(("Close",), min_length=1, description="Input columns.")
+    target: Literal["Open", "High", "Low", "Close"] = Field("Close", description="Predicted column.")
+    max_age_days: int = Field(7, ge=0, description="predict/run: data older than this is stale.")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.source == "csv" and not self.path:
+            raise ValueError("data.path is required when data.source is csv")
+        if self.start and self.end and self.start >= self.end:
+            raise ValueError(f"data.start ({self.start}) must be before data.end ({self.end})")
+        if len(set(self.features)) != len(self.features):
+            raise ValueError("data.features lists a column twice")
+        return self
+
+
+class WindowConfig(Section):
+    look_back: int = Field(30, gt=0, le=5000, description="Past bars fed to the model.")
+    foresight: int = Field(0, ge=0, description="Bars skipped between the last input and the first target (0 = next bar).")
+    horizon: int = Field(1, gt=0, le=250, description="Future bars predicted at once.")
+
+
+class SplitConfig(Section):
+    train: float = Field(0.70, gt=0, lt=1)
+    val: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self):
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must sum to 1. Received: train+val+test={total:g}")
+        return self
+
+
+class ScalingConfig(Section):
+    scaler: Literal["minmax", "standard"] = Field("standard", description="Input scaler, fitted on the training split only.")
+    target_transform: Literal["log_return", "level"] = Field("log_return", description="What the network predicts.")
+
+
+class ModelConfig(Section):
+    type: ModelType = Field("lstm", description="Model family.")
+    units: tuple[int, ...] = Field((32,), min_length=1, description="Recurrent units per stacked layer.")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    recurrent_dropout: float = Field(0.0, ge=0, lt=1)
+    bidirectional: bool = False
+    filters: int = Field(64, gt=0, description="conv1d: filters per layer.")
+    kernel_size: int = Field(5, gt=0, description="conv1d: kernel width.")
+    pool_size: int = Field(2, gt=0, description="conv1d: max-pooling width (1 = none).")
+    conv_layers: int = Field(1, gt=0, le=8, description="conv1d: number of conv+pool blocks.")
+    dense_units: tuple[int, ...] = Field((), description="Hidden Dense layers of the head.")
+
+    @model_validator(mode="after")
+    def _positive_units(self):
+        if any(u <= 0 for u in self.units) or any(u <= 0 for u in self.dense_units):
+            raise ValueError("units and dense_units must be > 0")
+        return self
+
+
+class EarlyStoppingConfig(Section):
+    patience: int = Field(10, ge=0, description="Epochs without val_loss improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainConfig(Section):
+    epochs: int = Field(100, gt=0)
+    batch_size: int = Field(32, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    loss: Literal["mae", "mse", "huber"] = "mae"
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    seed: int = Field(42, ge=0)
+    backend: Literal["tensorflow", "jax"] | None = Field(None, description="Keras backend (default: $KERAS_BACKEND or tensorflow).")
+    steps_per_execution: int = Field(32, gt=0, description="Batches per compiled step (speed).")
+
+
+class PathsConfig(Section):
+    data_dir: str | None = Field(None, description="Store folder (default $STOCKRNN_DATA_DIR or ./data).")
+    runs_dir: str | None = Field(None, description="Runs folder (default $STOCKRNN_RUNS_DIR or ./runs).")
+    run_name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", description="Run name (default: model type).")
+
+
+class Config(Section):
+    data: DataConfig = DataConfig()
+    window: WindowConfig = WindowConfig()
+    split: SplitConfig = SplitConfig()
+    scaling: ScalingConfig = ScalingConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    paths: PathsConfig = PathsConfig()
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        m, w = self.model, self.window
+        if m.type == "conv1d":
+            if m.kernel_size > w.look_back:
+                raise ValueError(f"model.kernel_size ({m.kernel_size}) must be <= window.look_back ({w.look_back})")
+            if w.look_back // (m.pool_size ** m.conv_layers) < 1:
+                raise ValueError(f"window.look_back ({w.look_back}) is too short for {m.conv_layers} "
+                                 f"pooling layers of size {m.pool_size}")
+        if self.data.target not in self.data.features and self.scaling.target_transform == "level":
+            pass  # allowed: the target need not be an input
+        return self
+
+    # ---- resolved values -------------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.paths.data_dir or os.environ.get("STOCKRNN_DATA_DIR") or "data")
+
+    @property
+    def runs_dir(self) -> Path:
+        return Path(self.paths.runs_dir or os.environ.get("STOCKRNN_RUNS_DIR") or "runs")
+
+    @property
+    def run_name(self) -> str:
+        return self.paths.run_name or self.model.type
+
+    @property
+    def backend(self) -> str:
+        return self.train.backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def dataset_hash(self) -> str:
+        """Hash of everything that shapes the prepared dataset (not the model or training)."""
+        keys = ("data", "window", "split", "scaling")
+        blob = json.dumps({k: self.to_dict()[k] for k in keys}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read YAML (or start from defaults when ``path`` is None), apply overrides, validate."""
+    name = str(path) if path is not None else "<defaults>"
+    raw: Any = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{name}: no such config file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{name}: cannot read: {exc}") from None
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{name}: {where}YAML syntax error: {problem}") from None
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{name}: top level must be a mapping of sections "
+                              f"({', '.join(Config.model_fields)})")
+    raw = apply_overrides(raw, overrides, name)
+    return validate_config(raw, name)
+
+
+def apply_overrides(raw: dict, overrides, name: str) -> dict:
+    out = json.loads(json.dumps(raw, default=str))  # deep copy of plain data
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            parsed = value
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {item!r}: {part} is not a section")
+            node = nxt
+        node[parts[-1]] = parsed
+    return out
+
+
+def validate_config(raw: dict, name: str = "<config>") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_format_error(name, err) for err in exc.errors())) from None
+
+
+def _format_error(name: str, err: dict) -> str:
+    loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
+    key = ".".join(loc) or "(top level)"
+    if err.get("type") == "extra_forbidden":
+        valid = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6) if loc else []
+        hint = f" (did you mean {close[0]}?)" if close else f" (valid: {', '.join(valid)})"
+        return f"{name}: {key}: unknown key{hint}"
+    msg = err.get("msg", "invalid value")
+    msg = msg.removeprefix("Value error, ")
+    if err.get("type") not in ("value_error",) and "input" in err:
+        msg += f". Received: {key.split('.')[-1]}={err['input']!r}"
+    return f"{name}: {key}: {msg}"
+
+
+def _fields_at(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(part)
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)

@@ -1,0 +1,170 @@
+"""The prepared dataset: chronological split, train-only scaling, windows per split.
+
+``build(frame, cfg)`` is deterministic, so ``evaluate`` and ``predict`` rebuild exactly the same
+windows from the price rows a run saved. ``save``/``load`` write the artifact ``prepare`` leaves:
+``<data_dir>/prepared/<TICKER>_<interval>-<config hash>.npz`` plus a ``.json`` of metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stockrnn import atomic
+from stockrnn.config import Config
+from stockrnn.errors import DataError
+from stockrnn.features.transforms import Transform
+from stockrnn.features.windows import anchor_range, input_windows, split_bounds, target_windows
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclasses.dataclass
+class Split:
+    name: str
+    rows: tuple[int, int]       # [start, end) rows whose targets belong to this split
+    anchors: np.ndarray         # row index of each sample's last input
+    x: np.ndarray               # (n, look_back, features) float32
+    y: np.ndarray               # (n, horizon) float32, scaled targets
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+
+@dataclasses.dataclass
+class Dataset:
+    frame: pd.DataFrame         # the rows used, Date index
+    transform: Transform
+    splits: dict[str, Split]
+    foresight: int
+    horizon: int
+    look_back: int
+
+    @property
+    def target_prices(self) -> np.ndarray:
+        return self.frame[self.transform.target].to_numpy(dtype="float64")
+
+    def last_prices(self, split: str) -> np.ndarray:
+        return self.target_prices[self.splits[split].anchors]
+
+    def actual_prices(self, split: str) -> np.ndarray:
+        """(n, horizon) true prices at the target rows of each sample."""
+        a = self.splits[split].anchors
+        rows = a[:, None] + 1 + self.foresight + np.arange(self.horizon)[None, :]
+        return self.target_prices[rows]
+
+    def target_dates(self, split: str) -> pd.DatetimeIndex:
+        """Date of each sample's first target row."""
+        return self.frame.index[self.splits[split].anchors + 1 + self.foresight]
+
+    def meta(self) -> dict:
+        idx = self.frame.index
+        out = {"rows": len(self.frame), "first": str(idx[0].date()), "last": str(idx[-1].date()),
+               "data_hash": frame_hash(self.frame), "splits": {}}
+        for name, s in self.splits.items():
+            out["splits"][name] = {"rows": list(s.rows), "samples": len(s),
+                                   "first": str(idx[s.rows[0]].date()),
+                                   "last": str(idx[s.rows[1] - 1].date())}
+        return out
+
+
+def select(frame: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """The columns and dates the config uses; NaNs in them are an error, not silently dropped."""
+    d = cfg.data
+    cols = list(dict.fromkeys([*d.features, d.target]))
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise DataError(f"{d.ticker}: stored data has no column {', '.join(missing)} "
+                        f"(has {', '.join(frame.columns)}); change data.features/data.target")
+    out = frame[cols]
+    if d.start is not None:
+        out = out[out.index >= pd.Timestamp(d.start)]
+    if d.end is not None:
+        out = out[out.index <= pd.Timestamp(d.end)]
+    nan_rows = out.isna().any(axis=1)
+    if nan_rows.any():
+        col = out.columns[out.isna().any()].tolist()
+        raise DataError(f"{d.ticker}: {int(nan_rows.sum())} rows have NaN in {', '.join(col)} "
+                        f"(first on {out.index[nan_rows.to_numpy()][0].date()}); "
+                        "choose other data.features or clean the data")
+    return out
+
+
+def build(frame: pd.DataFrame, cfg: Config) -> Dataset:
+    frame = select(frame, cfg)
+    w, s = cfg.window, cfg.split
+    n = len(frame)
+    val_start, test_start = split_bounds(n, s.train, s.val)
+    bounds = {"train": (0, val_start), "val": (val_start, test_start), "test": (test_start, n)}
+    first_valid = 1 if cfg.scaling.target_transform == "log_return" else 0
+    # each split needs >= 1 sample; the training split also needs its inputs inside it
+    need = _rows_needed(w.look_back, w.foresight, w.horizon, first_valid, s)
+    if n < need:
+        raise DataError(f"{cfg.data.ticker}: {n} rows is too few for look_back={w.look_back}, "
+                        f"foresight={w.foresight}, horizon={w.horizon} and a "
+                        f"{s.train:g}/{s.val:g}/{s.test:g} split: need at least {need} rows")
+    values = frame[list(cfg.data.features)].to_numpy(dtype="float64")
+    prices = frame[cfg.data.target].to_numpy(dtype="float64")
+    transform = Transform.fit(cfg.scaling.target_transform, cfg.scaling.scaler,
+                              list(cfg.data.features), cfg.data.target, values, prices, val_start)
+    x = transform.inputs(values)
+    base = transform.target_base(prices)
+    splits = {}
+    for name, (r0, r1) in bounds.items():
+        lo, hi = anchor_range(r0, r1, w.look_back, w.foresight, w.horizon, first_valid)
+        if hi <= lo:
+            raise DataError(f"{cfg.data.ticker}: the {name} split ({r1 - r0} rows) is too short for "
+                            f"one window (look_back={w.look_back}, foresight={w.foresight}, "
+                            f"horizon={w.horizon}); need at least {need} rows in all")
+        xs = input_windows(x, w.look_back, lo, hi)
+        ys = target_windows(base, w.foresight, w.horizon, lo, hi)
+        ys = ys - transform.target_reference(base[lo:hi])[:, None]
+        splits[name] = Split(name, (r0, r1), np.arange(lo, hi), xs, ys.astype("float32"))
+    return Dataset(frame, transform, splits, w.foresight, w.horizon, w.look_back)
+
+
+def _rows_needed(look_back, foresight, horizon, first_valid, s) -> int:
+    per_sample = first_valid + look_back + foresight + horizon
+    # the shortest split (by fraction) must hold one target window; train also its inputs
+    smallest = min(s.val, s.test)
+    return int(np.ceil(max(per_sample / s.train, (foresight + horizon) / smallest))) + 1
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    frame.to_csv(buf)
+    return hashlib.sha256(buf.getvalue().encode()).hexdigest()[:16]
+
+
+# ---- the artifact `prepare` writes -----------------------------------------------------------
+
+def artifact_path(cfg: Config) -> Path:
+    ticker = cfg.data.ticker.upper().replace("/", "_")
+    return cfg.data_dir / "prepared" / f"{ticker}_{cfg.data.interval}-{cfg.dataset_hash()}.npz"
+
+
+def save(ds: Dataset, cfg: Config) -> Path:
+    path = artifact_path(cfg)
+    arrays = {}
+    for name, sp in ds.splits.items():
+        arrays[f"{name}_x"] = np.ascontiguousarray(sp.x)
+        arrays[f"{name}_y"] = sp.y
+        arrays[f"{name}_anchors"] = sp.anchors
+    atomic.write_with(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+    meta = {"config_hash": cfg.dataset_hash(), "ticker": cfg.data.ticker,
+            "interval": cfg.data.interval, "transform": ds.transform.to_dict(), **ds.meta()}
+    atomic.write_json(path.with_suffix(".json"), meta)
+    return path
+
+
+def load_meta(cfg: Config) -> dict | None:
+    try:
+        return json.loads(artifact_path(cfg).with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None

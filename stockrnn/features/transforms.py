@@ -1,0 +1,124 @@
+"""Target transforms and scalers, fitted on the training rows only, JSON round-trippable.
+
+``level``      the lectures' recipe: inputs and target are scaled prices.
+``log_return`` inputs are scaled one-bar log returns of each feature; the target of step k is the
+               log return from the last observed price, ``log(P[t+1+f+k] / P[t])``, divided by the
+               training split's standard deviation of one-bar log returns. Inverse:
+               ``P[t] * exp(y * scale)``, so predicting 0 is exactly the persistence forecast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from stockrnn.errors import DataError
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaler:
+    kind: str               # minmax | standard
+    offset: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, kind: str, x: np.ndarray, names: list[str]) -> Scaler:
+        """Fit on ``x`` (rows, features) — the training rows and nothing else."""
+        from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+        x = x[np.isfinite(x).all(axis=1)]
+        if len(x) < 2:
+            raise DataError("not enough training rows to fit the scaler (need at least 2)")
+        if kind == "minmax":
+            sk = MinMaxScaler().fit(x)
+            offset, scale = sk.data_min_, sk.data_max_ - sk.data_min_
+        else:
+            sk = StandardScaler().fit(x)
+            offset, scale = sk.mean_, np.sqrt(sk.var_)
+        for name, s in zip(names, scale, strict=True):
+            if not s > 1e-12:
+                raise DataError(f"column {name} is constant on the training split (zero scale); "
+                                "it cannot be scaled: drop it from data.features")
+        return cls(kind, tuple(map(float, offset)), tuple(map(float, scale)))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return (x - np.asarray(self.offset)) / np.asarray(self.scale)
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        return z * np.asarray(self.scale) + np.asarray(self.offset)
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform:
+    kind: str                       # level | log_return
+    features: tuple[str, ...]
+    target: str
+    scaler: Scaler                  # inputs
+    target_offset: float
+    target_scale: float
+
+    @property
+    def first_valid_row(self) -> int:
+        return 1 if self.kind == "log_return" else 0
+
+    @classmethod
+    def fit(cls, kind: str, scaler_kind: str, features: list[str], target: str,
+            values: np.ndarray, target_prices: np.ndarray, train_end: int) -> Transform:
+        raw = _raw_inputs(kind, values, features)
+        scaler = Scaler.fit(scaler_kind, raw[:train_end], list(features))
+        tp = target_prices[:train_end]
+        if kind == "level":
+            t_scaler = Scaler.fit(scaler_kind, tp[:, None], [target])
+            offset, scale = t_scaler.offset[0], t_scaler.scale[0]
+        else:
+            r = np.diff(np.log(tp))
+            scale = float(np.std(r))
+            if not scale > 1e-12:
+                raise DataError(f"column {target} is constant on the training split")
+            offset = 0.0
+        return cls(kind, tuple(features), target, scaler, float(offset), float(scale))
+
+    def inputs(self, values: np.ndarray) -> np.ndarray:
+        """Scaled model inputs for every row (row 0 is NaN for log returns), float32."""
+        return self.scaler.transform(_raw_inputs(self.kind, values, self.features)).astype("float32")
+
+    def target_base(self, target_prices: np.ndarray) -> np.ndarray:
+        """Per-row value whose window differences/levels give the scaled targets."""
+        if self.kind == "level":
+            return (target_prices - self.target_offset) / self.target_scale
+        return np.log(target_prices) / self.target_scale
+
+    def target_reference(self, base_at_anchor: np.ndarray) -> np.ndarray:
+        return base_at_anchor if self.kind == "log_return" else np.zeros_like(base_at_anchor)
+
+    def invert(self, y: np.ndarray, last_price: np.ndarray) -> np.ndarray:
+        """Model outputs (n, horizon) -> prices, given the last observed price of each sample."""
+        y = np.asarray(y, dtype="float64")
+        if self.kind == "level":
+            return y * self.target_scale + self.target_offset
+        return np.asarray(last_price, dtype="float64")[:, None] * np.exp(y * self.target_scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Transform:
+        s = d["scaler"]
+        return cls(d["kind"], tuple(d["features"]), d["target"],
+                   Scaler(s["kind"], tuple(s["offset"]), tuple(s["scale"])),
+                   float(d["target_offset"]), float(d["target_scale"]))
+
+
+def _raw_inputs(kind: str, values: np.ndarray, features) -> np.ndarray:
+    values = np.asarray(values, dtype="float64")
+    if kind == "level":
+        return values
+    logs = np.empty_like(values)
+    for j, name in enumerate(features):
+        col = values[:, j]
+        logs[:, j] = np.log1p(col) if name == "Volume" else np.log(col)
+    out = np.full_like(values, np.nan)
+    out[1:] = np.diff(logs, axis=0)
+    return out

@@ -1,0 +1,92 @@
+"""Matplotlib (Agg) plots: data in, PNG path out; never ``plt.show()``. Written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stockrnn import atomic
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    plt = _plt()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110,
+                                                    bbox_inches="tight"))
+    plt.close(fig)
+    return path
+
+
+def loss_plot(history: pd.DataFrame, path: Path, title: str = "") -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    epochs = np.arange(1, len(history) + 1)
+    ax.plot(epochs, history["loss"], label="train loss")
+    if "val_loss" in history:
+        ax.plot(epochs, history["val_loss"], label="val loss")
+        best = int(np.nanargmin(history["val_loss"].to_numpy()))
+        ax.axvline(best + 1, color="grey", ls=":", label=f"best epoch {best + 1}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (scaled units)")
+    ax.set_title(title or "training")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def predictions_plot(dates, actual, model, persistence, path: Path, title: str) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.plot(dates, actual, label="actual", color="black", lw=1.2)
+    ax.plot(dates, persistence, label="persistence (last value)", color="tab:grey", lw=0.9, ls="--")
+    ax.plot(dates, model, label="model", color="tab:blue", lw=1.0)
+    ax.set_title(title)
+    ax.set_ylabel("price")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def residuals_plot(dates, residuals, path: Path, title: str) -> Path:
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2]})
+    ax1.hist(residuals, bins=40, color="tab:blue", alpha=0.8)
+    ax1.set_xlabel("actual - forecast (price)")
+    ax1.set_title("residual histogram")
+    ax2.plot(dates, residuals, lw=0.8)
+    ax2.axhline(0, color="black", lw=0.8)
+    ax2.set_title("residuals over time")
+    ax2.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def forecast_plot(history: pd.Series, forecast: pd.DataFrame, path: Path, title: str) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.plot(history.index, history.to_numpy(), color="black", lw=1.1, label="history")
+    d = forecast.index
+    ax.fill_between(d, forecast["lower_95"], forecast["upper_95"], color="tab:blue", alpha=0.15,
+                    label="95% interval")
+    ax.fill_between(d, forecast["lower_80"], forecast["upper_80"], color="tab:blue", alpha=0.3,
+                    label="80% interval")
+    ax.plot(d, forecast["forecast"], color="tab:blue", marker="o", ms=3, label="forecast")
+    ax.set_title(title)
+    ax.set_ylabel("price")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    return _save(fig, path)

@@ -1,0 +1,161 @@
+"""Run directories: layout, metadata, the ``latest`` pointer, and finding runs by name.
+
+    runs/<run_name>/<UTC timestamp>/
+        config.yaml  model.keras  scaler.json  series.csv  history.csv  meta.json
+        checkpoints/best.keras   backup/ (while training)   plots/*.png
+        metrics_<split>.json     forecast.csv (after evaluate / predict)
+    runs/<run_name>/latest      name of the newest complete run
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from stockrnn import __version__, atomic
+from stockrnn.errors import RunError
+
+RUN_FORMAT = 1
+LATEST = "latest"
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    config = property(lambda self: self.path / "config.yaml")
+    model = property(lambda self: self.path / "model.keras")
+    scaler = property(lambda self: self.path / "scaler.json")
+    series = property(lambda self: self.path / "series.csv")
+    history = property(lambda self: self.path / "history.csv")
+    meta_file = property(lambda self: self.path / "meta.json")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    backup = property(lambda self: self.path / "backup")
+    plots = property(lambda self: self.path / "plots")
+
+    @property
+    def name(self) -> str:
+        return self.path.parent.name
+
+    def meta(self) -> dict:
+        try:
+            return json.loads(self.meta_file.read_text())
+        except FileNotFoundError:
+            raise RunError(f"{self.path}: not a run directory (no meta.json)") from None
+        except (OSError, ValueError) as exc:
+            raise RunError(f"{self.path}/meta.json is unreadable: {exc}") from None
+
+    def update_meta(self, **fields) -> dict:
+        meta = self.meta() if self.meta_file.exists() else {}
+        meta.update(fields)
+        atomic.write_json(self.meta_file, meta)
+        return meta
+
+    @property
+    def status(self) -> str:
+        """complete | running | incomplete (killed or failed)."""
+        try:
+            meta = self.meta()
+        except RunError:
+            return "incomplete"
+        status = meta.get("status", "incomplete")
+        if status == "running" and not _alive(meta.get("pid"), meta.get("host")):
+            return "incomplete"
+        return status
+
+    def check_complete(self) -> None:
+        meta = self.meta()
+        fmt = meta.get("format")
+        if fmt != RUN_FORMAT:
+            raise RunError(f"{self.path}: run format {fmt!r} is not supported by stockrnn "
+                           f"{__version__} (expects {RUN_FORMAT}); retrain with this version")
+        if self.status != "complete":
+            raise RunError(f"{self.path}: run is {self.status}, not complete; "
+                           "finish it with `stockrnn train --resume` or pick another run")
+
+
+def _alive(pid, host) -> bool:
+    if not pid:
+        return False
+    if host and host != socket.gethostname():
+        return True  # cannot tell from here: assume the other machine is still working on it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def runs_root(runs_dir: str | os.PathLike | None) -> Path:
+    return Path(runs_dir or os.environ.get("STOCKRNN_RUNS_DIR") or "runs")
+
+
+def create(runs_dir: Path, name: str) -> RunDir:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = Path(runs_dir) / name
+    base.mkdir(parents=True, exist_ok=True)
+    for i in range(1000):
+        path = base / (stamp if i == 0 else f"{stamp}-{i}")
+        try:
+            path.mkdir()
+            return RunDir(path)
+        except FileExistsError:
+            continue
+    raise RunError(f"cannot create a run directory under {base}")
+
+
+def set_latest(run: RunDir) -> None:
+    atomic.write_text(run.path.parent / LATEST, run.path.name + "\n")
+
+
+def latest(runs_dir: Path, name: str) -> RunDir | None:
+    pointer = Path(runs_dir) / name / LATEST
+    try:
+        target = pointer.read_text().strip()
+    except OSError:
+        return None
+    return RunDir(pointer.parent / target) if target else None
+
+
+def resolve(ref: str, runs_dir: str | os.PathLike | None = None) -> RunDir:
+    """A run directory path, a run name (its latest), or a run name's folder."""
+    path = Path(ref)
+    if (path / "meta.json").is_file():
+        return RunDir(path)
+    for base in (path, runs_root(runs_dir) / ref):
+        if base.is_dir():
+            run = latest(base.parent, base.name)
+            if run is not None and run.path.is_dir():
+                return run
+            raise RunError(f"{base}: no complete run yet (no '{LATEST}' pointer)")
+    raise RunError(f"no run directory or run name {ref!r} (looked in {runs_root(runs_dir)}/)")
+
+
+def list_runs(runs_dir: Path, name: str | None = None) -> list[RunDir]:
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    names = [root / name] if name else sorted(p for p in root.iterdir() if p.is_dir())
+    out = []
+    for base in names:
+        if base.is_dir():
+            out += [RunDir(p) for p in sorted(base.iterdir())
+                    if p.is_dir() and (p / "meta.json").exists()]
+    return out
+
+
+def incomplete(runs_dir: Path, name: str) -> list[RunDir]:
+    return [r for r in list_runs(runs_dir, name) if r.status == "incomplete"]
+
+
+def remove(run: RunDir) -> None:
+    shutil.rmtree(run.path)

@@ -1,0 +1,110 @@
+"""Compile and fit a model into a run directory, with checkpoints, resume and progress.
+
+Callbacks: EarlyStopping (restore best weights), ModelCheckpoint of the best model
+(``checkpoints/best.keras``), BackupAndRestore (``backup/``, so ``--resume`` continues from the
+last finished epoch), CSVLogger (``history.csv``, appended on resume).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stockrnn import atomic
+from stockrnn.backend import seed_everything, use
+from stockrnn.config import TrainConfig
+from stockrnn.dataset import Dataset
+from stockrnn.models.registry import build_model
+from stockrnn.runs import RunDir
+
+log = logging.getLogger(__name__)
+LOSSES = {"mae": "mean_absolute_error", "mse": "mean_squared_error", "huber": "huber"}
+
+
+def epoch_logger(total: int):
+    """One plain line per epoch on stderr (cron logs must not fill with progress-bar redraws)."""
+    keras = use()
+
+    class EpochLines(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            parts = " ".join(f"{k} {v:.5f}" for k, v in logs.items() if k.endswith("loss"))
+            log.info("epoch %d/%d %s (%.2fs)", epoch + 1, total, parts,
+                     time.perf_counter() - self._t)
+
+    return EpochLines()
+
+
+def previous_best(history: Path) -> float | None:
+    if not history.exists():
+        return None
+    import pandas as pd
+
+    try:
+        h = pd.read_csv(history)
+        return float(h["val_loss"].min()) if len(h) else None
+    except (ValueError, KeyError, pd.errors.EmptyDataError):
+        return None
+
+
+def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: bool = False,
+        progress: str = "lines", backend: str | None = None) -> dict:
+    """Train and write ``model.keras`` (the best epoch's weights). Returns training facts."""
+    keras = use(backend)
+    seed_everything(train_cfg.seed)
+    tr, va = ds.splits["train"], ds.splits["val"]
+    model = build_model(model_cfg, tuple(tr.x.shape[1:]), ds.horizon)
+    optimizer = keras.optimizers.get({"class_name": train_cfg.optimizer,
+                                      "config": {"learning_rate": train_cfg.learning_rate}})
+    model.compile(optimizer=optimizer, loss=LOSSES[train_cfg.loss],
+                  steps_per_execution=train_cfg.steps_per_execution)
+    run.checkpoints.mkdir(parents=True, exist_ok=True)
+    best_path = run.checkpoints / "best.keras"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run.backup), delete_checkpoint=True),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=train_cfg.early_stopping.patience,
+                                      min_delta=train_cfg.early_stopping.min_delta,
+                                      restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True,
+                                        initial_value_threshold=previous_best(run.history)
+                                        if resume else None),
+        keras.callbacks.CSVLogger(str(run.history), append=resume),
+    ]
+    if progress == "lines":
+        callbacks.append(epoch_logger(train_cfg.epochs))
+    started = time.perf_counter()
+    model.fit(np.ascontiguousarray(tr.x), tr.y, validation_data=(np.ascontiguousarray(va.x), va.y),
+              epochs=train_cfg.epochs, batch_size=train_cfg.batch_size, shuffle=True,
+              callbacks=callbacks, verbose=1 if progress == "bar" else 0)
+    wall = time.perf_counter() - started
+    if best_path.exists():  # final = best epoch, also when training ran to the last epoch
+        best = keras.models.load_model(best_path, compile=False)
+        model.set_weights(best.get_weights())
+    atomic.write_with(run.model, lambda tmp: model.save(tmp), suffix=".keras")
+    import pandas as pd
+
+    history = read_history(run.history)
+    return {"epochs_run": int(len(history)),
+            "best_epoch": int(history["val_loss"].idxmin()) + 1,
+            "best_val_loss": float(history["val_loss"].min()),
+            "train_seconds": round(wall, 3),
+            "parameters": int(model.count_params())}
+
+
+def read_history(path: Path):
+    """history.csv, one row per epoch (a resumed run may have logged an epoch twice)."""
+    import pandas as pd
+
+    h = pd.read_csv(path)
+    return h.drop_duplicates("epoch", keep="last").reset_index(drop=True)
+
+
+def load_model(path: Path):
+    keras = use()
+    return keras.models.load_model(path, compile=False)
