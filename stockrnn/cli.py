@@ -199,6 +199,123 @@ def train(ctx, config_path, overrides, resume, wait, quiet):
     click.echo(run.path)
 
 
+def run_options(f):
+    f = click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
+                     help="Where run names are looked up [default: $STOCKRNN_RUNS_DIR or ./runs].")(f)
+    return click.option("--run", "run_ref", required=True, metavar="RUN",
+                        help="A run directory, or a run name (its latest complete run).")(f)
+
+
+def gate(result: dict, max_mase: float | None) -> None:
+    from stockrnn.errors import QualityGateError
+
+    mase = result["model"]["mase"]
+    if max_mase is not None and not mase <= max_mase:
+        raise QualityGateError(f"quality gate failed: model MASE {mase:.4f} > --max-mase "
+                               f"{max_mase:g} on the {result['split']} split "
+                               f"(metrics written to {result['run']}/metrics_{result['split']}.json)")
+
+
+@cli.command(context_settings=CONTEXT)
+@run_options
+@click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
+              help="Which held-out split to score.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option("--max-mase", type=float, default=None,
+              help="Exit 3 when the model's MASE is above this (quality gate for CI/cron).")
+def evaluate(run_ref, runs_dir, split, as_json, max_mase):
+    """Score a run against the persistence, drift and moving-average baselines on the same
+    points, in price units; write metrics_<split>.json and plots."""
+    import json
+
+    from stockrnn import evaluation, pipeline
+
+    run, result = pipeline.evaluate(run_ref, split, runs_dir)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"run {run.path}")
+        click.echo(evaluation.format_table(result))
+    gate(result, max_mase)
+
+
+@cli.command(context_settings=CONTEXT)
+@run_options
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Bars to forecast [default: the run's horizon]; more feeds forecasts back.")
+@click.option("--as-of", callback=_date, default=None,
+              help="Forecast as if today were this date (uses stored bars up to it).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the forecast to this file (atomically) instead of stdout.")
+@click.option("--allow-stale", is_flag=True, help="Forecast even from stale stored data.")
+def predict(run_ref, runs_dir, steps, as_of, fmt, output, allow_stale):
+    """Forecast the next bars with 80% and 95% conformal intervals from the latest stored data."""
+    from stockrnn import atomic, pipeline
+
+    run, fc = pipeline.predict(run_ref, steps, as_of, allow_stale, runs_dir)
+    text = pipeline.format_forecast(fc, fmt)
+    if output:
+        atomic.write_text(output, text)
+        log.info("forecast written to %s", output)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command("run", context_settings=CONTEXT)
+@config_options
+@click.option("--max-mase", type=float, default=None, help="Exit 3 when test MASE is above this.")
+@click.option("--resume", is_flag=True, help="Finish the newest interrupted run of this name.")
+@click.option("--allow-stale", is_flag=True,
+              help="If the fetch fails, go on with the stored data (saying how old they are).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Bars to forecast.")
+@wait_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, wait, quiet):
+    """The whole pipeline: fetch -> prepare -> train -> evaluate (test) -> predict, one line
+    per stage; the run directory is printed last."""
+    from stockrnn import pipeline
+
+    cfg = load(config_path, overrides)
+    click.echo(f"fetch     {pipeline.fetch_for(cfg, allow_stale, wait)}")
+    ds, path = pipeline.prepare(cfg, wait=wait)
+    n = {k: len(v) for k, v in ds.splits.items()}
+    click.echo(f"prepare   {n['train']}/{n['val']}/{n['test']} train/val/test windows -> {path}")
+    run = pipeline.train(cfg, resume=resume, wait=wait,
+                         progress=progress_mode(quiet or ctx.obj.get("quiet")))
+    meta = run.meta()
+    click.echo(f"train     {meta['model_type']}: {meta['epochs_run']} epochs, best val_loss "
+               f"{meta['best_val_loss']:.5f} at epoch {meta['best_epoch']} "
+               f"({meta['train_seconds']:.1f}s)")
+    _, result = pipeline.evaluate(str(run.path), "test")
+    m, p = result["model"], result["baselines"]["persistence"]
+    acc = m["directional_accuracy"]
+    click.echo(f"evaluate  test MASE {m['mase']:.4f} (MAE {m['mae']:.4f} vs persistence "
+               f"{p['mae']:.4f}), direction {'-' if acc is None else f'{acc:.1%}'}")
+    _, fc = pipeline.predict(str(run.path), steps, None, allow_stale=True)
+    first = fc.table.iloc[0]
+    click.echo(f"predict   {fc.table.index[0].date()} {first['forecast']:.4f} "
+               f"[80%: {first['lower_80']:.4f}..{first['upper_80']:.4f}] "
+               f"({len(fc.table)} steps, as of {fc.as_of.date()}) -> {run.path}/forecast.csv")
+    click.echo(run.path)
+    gate(result, max_mase)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("run_refs", nargs=-1, metavar="[RUN]...")
+@click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
+              help="Compare every complete run under this folder [default: ./runs].")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+def compare(run_refs, runs_dir, fmt):
+    """Leaderboard of runs: model, data, look_back, epochs, test MAE, MASE, direction, time."""
+    from stockrnn import leaderboard
+
+    click.echo(leaderboard.render(leaderboard.collect(run_refs, runs_dir), fmt), nl=False)
+
+
 @cli.group(context_settings=CONTEXT)
 def config():
     """Check and show configs."""

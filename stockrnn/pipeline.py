@@ -59,7 +59,7 @@ def versions(backend: str) -> dict:
 def train(cfg: Config, resume: bool = False, progress: str = "lines",
           wait: float = 0.0) -> runs.RunDir:
     """Train into a new run directory (or finish an interrupted one with ``resume``)."""
-    from stockrnn import plotting, training
+    from stockrnn import evaluation, plotting, training
     from stockrnn.backend import use
 
     use(cfg.backend)
@@ -97,6 +97,10 @@ def train(cfg: Config, resume: bool = False, progress: str = "lines",
         except Exception as exc:
             run.update_meta(status="incomplete", error=f"{type(exc).__name__}: {exc}")
             raise
+        model = training.load_model(run.model)
+        atomic.write_json(run.path / "intervals.json", {
+            "method": "split-conformal on validation |log(actual/forecast)|, per horizon step",
+            "quantiles": evaluation.interval_quantiles(model, ds)})
         plotting.loss_plot(training.read_history(run.history), run.plots / "loss.png",
                            f"{cfg.model.type} on {cfg.data.ticker}")
         run.update_meta(status="complete", finished=_now(),
@@ -131,3 +135,72 @@ def run_config(run: runs.RunDir) -> Config:
 
     return load_config(run.config)
 
+
+
+def evaluate(run_ref: str, split: str = "test", runs_dir=None) -> tuple[runs.RunDir, dict]:
+    from stockrnn import evaluation, forecasting
+
+    run = runs.resolve(run_ref, runs_dir)
+    cfg, transform, model, quantiles = forecasting.load_run(run)
+    ds = forecasting.run_dataset(run, cfg, transform)
+    return run, evaluation.evaluate(run, model, ds, split, quantiles)
+
+
+def predict(run_ref: str, steps: int | None = None, as_of=None, allow_stale: bool = False,
+            runs_dir=None):
+    """Forecast from a run; also writes ``forecast.csv`` and ``plots/forecast.png`` into it."""
+    from stockrnn import forecasting, plotting
+
+    run = runs.resolve(run_ref, runs_dir)
+    fc = forecasting.forecast(run, steps, as_of, allow_stale)
+    atomic.write_text(run.path / "forecast.csv", format_forecast(fc, "csv"))
+    meta = run.meta()
+    plotting.forecast_plot(fc.history, fc.table, run.plots / "forecast.png",
+                           f"{meta.get('model_type', '')} forecast for {meta.get('ticker', '')} "
+                           f"from {fc.as_of.date()}")
+    return run, fc
+
+
+def format_forecast(fc, fmt: str) -> str:
+    t = fc.table.copy()
+    t.index = t.index.strftime("%Y-%m-%d")
+    cols = ["forecast", "lower_80", "upper_80", "lower_95", "upper_95"]
+    if fmt == "csv":
+        return t.round(4).to_csv(index_label="date")
+    if fmt == "json":
+        import json
+
+        rows = [{"date": d, **{c: round(float(r[c]), 4) for c in cols},
+                 "recursive": bool(r["recursive"])} for d, r in t.iterrows()]
+        return json.dumps({"as_of": str(fc.as_of.date()), "last_price": fc.last_price,
+                           "recursive": fc.recursive, "forecast": rows}, indent=2) + "\n"
+    lines = [f"as of {fc.as_of.date()} (last price {fc.last_price:.4f})"
+             + ("; steps past the trained horizon are fed back recursively (marked *)"
+                if fc.recursive else ""),
+             f"{'date':10s} {'forecast':>10s} {'80% interval':>23s} {'95% interval':>23s}"]
+    for d, r in t.iterrows():
+        mark = " *" if r["recursive"] else ""
+        lines.append(f"{d:10s} {r['forecast']:10.4f} {r['lower_80']:11.4f}..{r['upper_80']:<11.4f}"
+                     f" {r['lower_95']:11.4f}..{r['upper_95']:<11.4f}{mark}")
+    return "\n".join(lines) + "\n"
+
+
+def fetch_for(cfg: Config, allow_stale: bool = False, wait: float = 0.0) -> str:
+    """The `run` pipeline's fetch stage: incremental update, or stored data if allowed."""
+    from stockrnn.errors import FetchError
+
+    d = cfg.data
+    store = Store(cfg.data_dir)
+    src = make_source(d.source, csv_path=d.path, column=d.column, cache_dir=store.cache_dir)
+    try:
+        return store.update(src, d.ticker, d.interval, d.start, d.end, wait=wait).line()
+    except FetchError as exc:
+        if not (allow_stale and store.exists(d.ticker, d.interval)):
+            raise
+        last = store.read(d.ticker, d.interval).index[-1].date()
+        import datetime as dt
+
+        age = (dt.date.today() - last).days
+        log.warning("fetch failed (%s); going on with stored data ending %s (%d days old)",
+                    exc, last, age)
+        return f"{d.ticker} {d.interval}: fetch failed, using stored data ending {last} ({age} days old)"

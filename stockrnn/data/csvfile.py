@@ -8,7 +8,9 @@ column, any letter case. Unparseable values raise DataError naming file, line an
 
 from __future__ import annotations
 
+import csv
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +32,12 @@ def read_price_csv(path: str | Path, ticker: str | None = None, column: str | No
     """Read ``path`` into the normalized price frame (see ``frames``)."""
     path = Path(path)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        with warnings.catch_warnings():  # index_col=False warns when a row has extra fields
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            # index_col=False: never take the first column as the index when rows are longer
+            # than the header (trailing commas); the header names the columns.
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                              index_col=False)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except pd.errors.EmptyDataError:
@@ -40,16 +47,19 @@ def read_price_csv(path: str | Path, ticker: str | None = None, column: str | No
     if raw.empty:
         raise DataError(f"{path}: no data rows")
     raw.columns = [str(c).strip() for c in raw.columns]
+    dups = raw.columns[raw.columns.duplicated()]
+    if len(dups):
+        raise DataError(f"{path}: duplicate column name {dups[0]!r}")
     lower = {c.lower(): c for c in raw.columns}
 
     raw = _select_ticker(raw, lower, ticker, path)
     date_col = _find_date_column(raw, lower, path)
     columns = _map_columns(lower, column, path, exclude={date_col})
 
-    lines = raw.index.to_numpy() + 2  # header is line 1
-    out = pd.DataFrame(index=_parse_dates(raw[date_col], lines, path, date_col))
+    records = raw.index.to_numpy()  # 0-based data record numbers (pandas skips blank lines)
+    out = pd.DataFrame(index=_parse_dates(raw[date_col], records, path, date_col))
     for target, source in columns.items():
-        out[target] = _parse_numbers(raw[source], lines, path, source)
+        out[target] = _parse_numbers(raw[source], records, path, source)
     if "AdjClose" in out.columns:
         # Store adjusted prices, as the yahoo source does: scale O/H/L by Adj Close / Close.
         ratio = out["AdjClose"] / out["Close"] if "Close" in out.columns else None
@@ -117,7 +127,28 @@ def _map_columns(lower: dict[str, str], column: str | None, path: Path,
     return found
 
 
-def _parse_dates(col: pd.Series, lines, path: Path, name: str) -> pd.DatetimeIndex:
+def _line_number(path: Path, record: int) -> int:
+    """Physical line where data record ``record`` starts (the header is record -1).
+
+    pandas skips blank lines and lets quoted fields span lines, so ``record + 2`` is only right
+    for plain files; recount with the csv module (only on the error path).
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+            reader = csv.reader(fh)
+            start, n = 1, -2
+            for row in reader:
+                if row and not (len(row) == 1 and not row[0].strip()):  # pandas' blank line
+                    n += 1
+                    if n == record:
+                        return start
+                start = reader.line_num + 1
+    except (OSError, csv.Error):
+        pass
+    return record + 2
+
+
+def _parse_dates(col: pd.Series, records, path: Path, name: str) -> pd.DatetimeIndex:
     text = col.str.strip()
     try:
         parsed = pd.to_datetime(text, errors="coerce", format="mixed")
@@ -128,12 +159,13 @@ def _parse_dates(col: pd.Series, lines, path: Path, name: str) -> pd.DatetimeInd
     bad = parsed.isna() & (text != "")
     if bad.any():
         i = bad.to_numpy().argmax()
-        raise DataError(f"{path}: line {lines[i]}: cannot parse date {text.iloc[i]!r} "
+        line = _line_number(path, int(records[i]))
+        raise DataError(f"{path}: line {line}: cannot parse date {text.iloc[i]!r} "
                         f"in column {name!r}")
     return pd.DatetimeIndex(parsed)
 
 
-def _parse_numbers(col: pd.Series, lines, path: Path, name: str):
+def _parse_numbers(col: pd.Series, records, path: Path, name: str):
     text = col.str.strip()
     cleaned = text.str.replace(_NUMBER_JUNK, "", regex=True)
     missing = cleaned.isin(["", "-", "null", "NaN", "nan", "NA", "N/A", "None"])
@@ -141,6 +173,7 @@ def _parse_numbers(col: pd.Series, lines, path: Path, name: str):
     bad = values.isna() & ~missing
     if bad.any():
         i = bad.to_numpy().argmax()
-        raise DataError(f"{path}: line {lines[i]}: cannot parse number {text.iloc[i]!r} "
+        line = _line_number(path, int(records[i]))
+        raise DataError(f"{path}: line {line}: cannot parse number {text.iloc[i]!r} "
                         f"in column {name!r}")
     return values.to_numpy(dtype="float64")

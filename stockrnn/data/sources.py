@@ -123,7 +123,7 @@ class YahooSource:
             kwargs["start"] = pd.Timestamp(start).strftime("%Y-%m-%d")
         if end is not None:  # yfinance's end is exclusive, ours inclusive
             kwargs["end"] = (pd.Timestamp(end) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
-        if start is None and end is None:
+        if start is None:  # with end alone (no period) yfinance fetches only the month before it
             kwargs["period"] = "max"
         raw = self._history_with_retries(ticker, kwargs)
         if raw is None or len(raw) == 0:

@@ -103,7 +103,7 @@ class Store:
             "ticker": ticker.upper(), "interval": interval, "source": source,
             "first": str(df.index[0].date()), "last": str(df.index[-1].date()),
             "rows": int(len(df)),
-            "fetched_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "fetched_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         })
         return path
 

@@ -1,0 +1,150 @@
+"""Load a run and forecast the next bars from the latest stored data, with conformal intervals.
+
+Everything comes from the run directory (config, scaler, model, interval quantiles) plus the
+store's current prices: the scaler is the run's own, never refitted on newer data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+
+from stockrnn import dataset, evaluation
+from stockrnn.backend import use
+from stockrnn.config import Config
+from stockrnn.data.store import Store
+from stockrnn.errors import ConfigError, DataError, RunError
+from stockrnn.features.transforms import Transform
+from stockrnn.runs import RunDir
+
+log = logging.getLogger(__name__)
+FREQ = {"1d": "B", "5d": "5B", "1wk": "W-FRI", "1mo": "BME", "3mo": "BQE",
+        "1h": "h", "60m": "h", "90m": "90min", "30m": "30min", "15m": "15min", "5m": "5min",
+        "2m": "2min", "1m": "min"}
+
+
+@dataclasses.dataclass
+class Forecast:
+    table: pd.DataFrame     # index date; forecast, lower_80, upper_80, lower_95, upper_95, recursive
+    as_of: pd.Timestamp     # date of the last observed bar
+    last_price: float
+    recursive: bool
+    history: pd.Series      # recent target prices, for the plot
+
+
+def run_dataset(run: RunDir, cfg: Config, transform: Transform) -> dataset.Dataset:
+    """Rebuild the run's windows from its own saved prices, and check the scaler matches."""
+    try:
+        frame = pd.read_csv(run.series, index_col="Date", parse_dates=["Date"])
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{run.series}: unreadable ({exc})") from None
+    ds = dataset.build(frame, cfg)
+    if ds.transform != transform:
+        raise RunError(f"{run.path}: series.csv and scaler.json disagree; the run was modified")
+    return ds
+
+
+def load_run(run: RunDir) -> tuple[Config, Transform, object, list]:
+    """Config, transform, model and interval quantiles of a complete run."""
+    from stockrnn.config import load_config
+    from stockrnn.training import load_model
+
+    run.check_complete()
+    cfg = load_config(run.config)
+    try:
+        transform = Transform.from_dict(json.loads(run.scaler.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"{run.scaler}: unreadable ({exc})") from None
+    if not run.model.exists():
+        raise RunError(f"{run.model}: missing")
+    use(cfg.backend)  # .keras files of built-in layers load on either backend
+    try:
+        model = load_model(run.model)
+    except Exception as exc:  # keras raises many kinds on a damaged file
+        raise RunError(f"{run.model}: cannot load the model ({type(exc).__name__}: "
+                       f"{str(exc).splitlines()[0] if str(exc) else ''}); retrain the run") from None
+    return cfg, transform, model, evaluation.load_quantiles(run)
+
+
+def current_prices(cfg: Config, as_of: dt.date | None, allow_stale: bool,
+                   today: dt.date | None = None) -> pd.DataFrame:
+    frame = dataset.select(Store(cfg.data_dir).read(cfg.data.ticker, cfg.data.interval),
+                           cfg.model_copy(update={"data": cfg.data.model_copy(update={"end": None})}))
+    if as_of is not None:
+        frame = frame[frame.index <= pd.Timestamp(as_of)]
+        if frame.empty:
+            raise DataError(f"no stored data for {cfg.data.ticker} on or before {as_of}")
+        return frame
+    last = frame.index[-1].date()
+    age = ((today or dt.date.today()) - last).days
+    if cfg.data.source == "yahoo" and age > cfg.data.max_age_days and not allow_stale:
+        raise DataError(f"stored data for {cfg.data.ticker} end on {last} ({age} days ago, more "
+                        f"than data.max_age_days={cfg.data.max_age_days}): run `stockrnn fetch "
+                        f"{cfg.data.ticker}` first, or pass --as-of DATE or --allow-stale")
+    if age > cfg.data.max_age_days:
+        log.warning("forecasting from %s data that end on %s (%d days ago)",
+                    cfg.data.source, last, age)
+    return frame
+
+
+def forecast(run: RunDir, steps: int | None = None, as_of: dt.date | None = None,
+             allow_stale: bool = False, today: dt.date | None = None) -> Forecast:
+    cfg, transform, model, quantiles = load_run(run)
+    w = cfg.window
+    steps = steps or w.horizon
+    if steps <= 0:
+        raise ConfigError(f"`steps` must be > 0. Received: steps={steps}")
+    recursive = steps > w.horizon
+    if recursive and (w.foresight != 0 or list(cfg.data.features) != [cfg.data.target]):
+        raise ConfigError(f"--steps {steps} exceeds the trained horizon {w.horizon}; recursive "
+                          "forecasting needs foresight 0 and features == [target]")
+    frame = current_prices(cfg, as_of, allow_stale, today)
+    need = w.look_back + transform.first_valid_row
+    if len(frame) < need:
+        raise DataError(f"{cfg.data.ticker}: {len(frame)} stored rows, need {need} for one window")
+    values = frame[list(cfg.data.features)].to_numpy(dtype="float64")
+    prices = frame[cfg.data.target].to_numpy(dtype="float64")
+    out: list[float] = []
+    while len(out) < steps:
+        x = transform.inputs(values[-need:])[-w.look_back:][None, ...]
+        y = model.predict(x, verbose=0)
+        p = transform.invert(y, prices[-1:])[0]
+        out.extend(p.tolist())
+        if len(out) >= steps:
+            break
+        values = np.concatenate([values, p[:, None]])
+        prices = np.concatenate([prices, p])
+    pred = np.array(out[:steps])
+    table = _with_intervals(pred, quantiles, w.horizon)
+    start = frame.index[-1]
+    dates = future_dates(start, steps + w.foresight, cfg.data.interval)[w.foresight:]
+    table.index = pd.DatetimeIndex(dates, name="date")
+    table["recursive"] = np.arange(steps) >= w.horizon
+    hist = frame[cfg.data.target].iloc[-120:]
+    return Forecast(table, start, float(frame[cfg.data.target].iloc[-1]), recursive, hist)
+
+
+def _with_intervals(pred: np.ndarray, quantiles: list[dict], horizon: int) -> pd.DataFrame:
+    cols = {"forecast": pred}
+    for lv in evaluation.LEVELS:
+        q = np.array([qs[str(lv)] for qs in quantiles], dtype="float64")
+        k = np.arange(len(pred))
+        # beyond the trained horizon, widen the last step's band like a random walk: sqrt(k/h)
+        qk = np.where(k < horizon, q[np.minimum(k, horizon - 1)],
+                      q[-1] * np.sqrt((k + 1) / horizon))
+        pct = int(round(lv * 100))
+        cols[f"lower_{pct}"] = pred * np.exp(-qk)
+        cols[f"upper_{pct}"] = pred * np.exp(qk)
+    return pd.DataFrame(cols)
+
+
+def future_dates(last: pd.Timestamp, n: int, interval: str) -> pd.DatetimeIndex:
+    """The next ``n`` bar dates after ``last``: business days for daily data (weekends skipped)."""
+    freq = FREQ.get(interval, "B")
+    return pd.date_range(last, periods=n + 1, freq=freq)[1:] if freq != "B" else \
+        pd.bdate_range(last + pd.Timedelta(days=1), periods=n)

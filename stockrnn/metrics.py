@@ -1,0 +1,78 @@
+"""Forecast metrics in price units. Pure numpy/scipy, no keras.
+
+All functions take arrays of shape (n,) for one horizon step. ``last`` is the last observed price
+of each sample, so the persistence forecast is ``last`` itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def mae(actual, pred) -> float:
+    return float(np.mean(np.abs(np.asarray(actual) - np.asarray(pred))))
+
+
+def rmse(actual, pred) -> float:
+    return float(np.sqrt(np.mean((np.asarray(actual) - np.asarray(pred)) ** 2)))
+
+
+def mape(actual, pred) -> float:
+    """Mean absolute percentage error, in percent."""
+    a = np.asarray(actual, dtype="float64")
+    return float(np.mean(np.abs((a - np.asarray(pred)) / a)) * 100.0)
+
+
+def directional(actual, pred, last) -> tuple[float | None, int]:
+    """Share of points where the forecast moves the same way as the price, and how many points.
+
+    Points where the price did not move are left out (no direction to get right); a forecast of
+    no change counts as a miss. Returns (None, n) when no point qualifies or nothing predicts a
+    direction at all (the persistence forecast).
+    """
+    da = np.sign(np.asarray(actual) - np.asarray(last))
+    dp = np.sign(np.asarray(pred) - np.asarray(last))
+    mask = da != 0
+    n = int(mask.sum())
+    if n == 0 or not dp.any():
+        return None, n
+    return float(np.mean(da[mask] == dp[mask])), n
+
+
+def binomial_p_value(hits: int, n: int) -> float | None:
+    """Two-sided exact binomial test of ``hits`` out of ``n`` against p = 0.5."""
+    if n <= 0:
+        return None
+    from scipy.stats import binomtest
+
+    return float(binomtest(hits, n, 0.5).pvalue)
+
+
+def score(actual, pred, last, persistence_mae: float | None = None) -> dict:
+    """MAE, RMSE, MAPE, MASE, directional accuracy (+ n and p-value) for one forecast."""
+    m = mae(actual, pred)
+    ref = persistence_mae if persistence_mae is not None else mae(actual, last)
+    acc, n = directional(actual, pred, last)
+    return {
+        "mae": m, "rmse": rmse(actual, pred), "mape": mape(actual, pred),
+        "mase": (m / ref) if ref > 0 else (0.0 if m == 0 else math.inf),
+        "directional_accuracy": acc, "direction_n": n,
+        "direction_p_value": binomial_p_value(round(acc * n), n) if acc is not None else None,
+    }
+
+
+def conformal_quantile(abs_residuals, level: float) -> float:
+    """Split-conformal quantile: the ceil((n+1)·level)-th smallest absolute residual."""
+    r = np.sort(np.asarray(abs_residuals, dtype="float64"))
+    n = len(r)
+    if n == 0:
+        return math.inf
+    k = math.ceil((n + 1) * level)
+    return float(r[min(k, n) - 1]) if k <= n else float(r[-1])
+
+
+def coverage(actual, lower, upper) -> float:
+    a = np.asarray(actual)
+    return float(np.mean((a >= lower) & (a <= upper)))
