@@ -32,6 +32,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, _mode_for(target))  # mkstemp makes 0o600 files
         os.replace(tmp_path, target)
     except OSError as exc:
         _cleanup(tmp_path)
@@ -41,6 +42,16 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     except BaseException:
         _cleanup(tmp_path)
         raise
+
+
+def _mode_for(target: Path) -> int:
+    """The target's current permissions, or what ``open()`` would give a new file (umask)."""
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _cleanup(path: Path) -> None:

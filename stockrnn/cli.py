@@ -316,6 +316,41 @@ def compare(run_refs, runs_dir, fmt):
     click.echo(leaderboard.render(leaderboard.collect(run_refs, runs_dir), fmt), nl=False)
 
 
+@cli.group("runs", context_settings=CONTEXT)
+def runs_group():
+    """List and prune run directories."""
+
+
+@runs_group.command("list", context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
+              help="Runs folder [default: $STOCKRNN_RUNS_DIR or ./runs].")
+def runs_list(name, runs_dir):
+    """One line per run: status (complete, running, incomplete), latest mark, path."""
+    from stockrnn import runs
+
+    root = runs.runs_root(runs_dir)
+    for run in runs.list_runs(root, name):
+        cur = runs.latest(root, run.name)
+        mark = "*" if cur is not None and cur.path == run.path else " "
+        click.echo(f"{run.status:10s} {mark} {run.path}")
+
+
+@runs_group.command("prune", context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option("--keep", type=click.IntRange(min=0), default=None,
+              help="Keep the newest N complete runs per run name (latest is always kept).")
+@click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
+              help="Runs folder [default: $STOCKRNN_RUNS_DIR or ./runs].")
+def runs_prune(name, keep, runs_dir):
+    """Remove interrupted runs and, with --keep N, all but the newest N complete runs.
+    Never removes a run name's latest run or a run in progress."""
+    from stockrnn import runs
+
+    for run in runs.prune(runs.runs_root(runs_dir), name, keep):
+        click.echo(f"removed {run.path}")
+
+
 @cli.group(context_settings=CONTEXT)
 def config():
     """Check and show configs."""

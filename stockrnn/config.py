@@ -23,6 +23,14 @@ Column = Literal["Open", "High", "Low", "Close", "Volume"]
 ModelType = Literal["simple_rnn", "lstm", "gru", "conv1d"]
 
 
+class KeyedValueError(ValueError):
+    """A cross-section check that belongs to one dotted key; it is reported under that key."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -107,7 +115,7 @@ class TrainConfig(Section):
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     seed: int = Field(42, ge=0)
     backend: Literal["tensorflow", "jax"] | None = Field(None, description="Keras backend (default: $KERAS_BACKEND or tensorflow).")
-    steps_per_execution: int = Field(32, gt=0, description="Batches per compiled step (speed).")
+    steps_per_execution: int = Field(64, gt=0, description="Batches per compiled step (speed).")
 
 
 class PathsConfig(Section):
@@ -130,10 +138,12 @@ class Config(Section):
         m, w = self.model, self.window
         if m.type == "conv1d":
             if m.kernel_size > w.look_back:
-                raise ValueError(f"model.kernel_size ({m.kernel_size}) must be <= window.look_back ({w.look_back})")
+                raise KeyedValueError("model.kernel_size", f"model.kernel_size ({m.kernel_size}) "
+                                      f"must be <= window.look_back ({w.look_back})")
             if w.look_back // (m.pool_size ** m.conv_layers) < 1:
-                raise ValueError(f"window.look_back ({w.look_back}) is too short for {m.conv_layers} "
-                                 f"pooling layers of size {m.pool_size}")
+                raise KeyedValueError("window.look_back",
+                                      f"window.look_back ({w.look_back}) is too short for "
+                                      f"{m.conv_layers} pooling layers of size {m.pool_size}")
         if self.data.target not in self.data.features and self.scaling.target_transform == "level":
             pass  # allowed: the target need not be an input
         return self
@@ -216,6 +226,8 @@ def apply_overrides(raw: dict, overrides, name: str) -> dict:
             if not isinstance(nxt, dict):
                 raise ConfigError(f"--set {item!r}: {part} is not a section")
             node = nxt
+        if parsed is not None and not isinstance(parsed, str) and _is_text_field(parts):
+            parsed = value.strip()  # a ticker like ON or 7203 is text, not YAML's bool/int
         node[parts[-1]] = parsed
     return out
 
@@ -229,7 +241,8 @@ def validate_config(raw: dict, name: str = "<config>") -> Config:
 
 def _format_error(name: str, err: dict) -> str:
     loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
-    key = ".".join(loc) or "(top level)"
+    key = (getattr((err.get("ctx") or {}).get("error"), "key", None)
+           or ".".join(loc) or "(top level)")
     if err.get("type") == "extra_forbidden":
         valid = _fields_at(loc[:-1])
         close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6) if loc else []
@@ -240,6 +253,18 @@ def _format_error(name: str, err: dict) -> str:
     if err.get("type") not in ("value_error",) and "input" in err:
         msg += f". Received: {key.split('.')[-1]}={err['input']!r}"
     return f"{name}: {key}: {msg}"
+
+
+def _is_text_field(parts: list[str]) -> bool:
+    """Whether the dotted key ``parts`` names a plain string setting (str or str | None)."""
+    model: type[BaseModel] = Config
+    for part in parts[:-1]:
+        ann = getattr(model.model_fields.get(part), "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return False
+        model = ann
+    field = model.model_fields.get(parts[-1])
+    return field is not None and field.annotation in (str, str | None)
 
 
 def _fields_at(loc: list[str]) -> list[str]:

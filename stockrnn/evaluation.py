@@ -25,8 +25,9 @@ BASELINES = ("persistence", "drift", "moving_average")
 
 def predict_split(model, ds: Dataset, split: str) -> np.ndarray:
     """Model forecasts in price units, shape (n, horizon)."""
-    sp = ds.splits[split]
-    y = model.predict(np.ascontiguousarray(sp.x), batch_size=1024, verbose=0)
+    from stockrnn.training import predict
+
+    y = predict(model, ds.splits[split].x)
     return ds.transform.invert(y, ds.last_prices(split))
 
 

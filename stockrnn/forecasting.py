@@ -21,6 +21,7 @@ from stockrnn.data.store import Store
 from stockrnn.errors import ConfigError, DataError, RunError
 from stockrnn.features.transforms import Transform
 from stockrnn.runs import RunDir
+from stockrnn.training import predict
 
 log = logging.getLogger(__name__)
 FREQ = {"1d": "B", "5d": "5B", "1wk": "W-FRI", "1mo": "BME", "3mo": "BQE",
@@ -112,7 +113,7 @@ def forecast(run: RunDir, steps: int | None = None, as_of: dt.date | None = None
     out: list[float] = []
     while len(out) < steps:
         x = transform.inputs(values[-need:])[-w.look_back:][None, ...]
-        y = model.predict(x, verbose=0)
+        y = predict(model, x)
         p = transform.invert(y, prices[-1:])[0]
         out.extend(p.tolist())
         if len(out) >= steps:

@@ -159,3 +159,27 @@ def incomplete(runs_dir: Path, name: str) -> list[RunDir]:
 
 def remove(run: RunDir) -> None:
     shutil.rmtree(run.path)
+
+
+def prune(runs_dir: Path, name: str | None = None, keep: int | None = None,
+          incomplete_only: bool = False) -> list[RunDir]:
+    """Remove old runs: per run name keep the newest ``keep`` complete runs and drop interrupted
+    ones. Never removes the ``latest`` run or a run still in progress."""
+    removed = []
+    root = Path(runs_dir)
+    names = [name] if name else sorted(p.name for p in root.iterdir() if p.is_dir()) \
+        if root.is_dir() else []
+    for nm in names:
+        pointer = latest(root, nm)
+        keep_path = pointer.path if pointer else None
+        all_runs = list_runs(root, nm)
+        doomed = [r for r in all_runs if r.status == "incomplete"]
+        if keep is not None and not incomplete_only:
+            complete = [r for r in all_runs if r.status == "complete"]
+            doomed += complete[:-keep] if keep > 0 else complete
+        for run in doomed:
+            if run.path == keep_path or run.status == "running":
+                continue
+            remove(run)
+            removed.append(run)
+    return removed

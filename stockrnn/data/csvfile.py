@@ -25,6 +25,7 @@ CLOSE_NAMES = ("close", "closed_price", "close_price", "closing_price", "closing
 ADJ_CLOSE_NAMES = ("adj close", "adj_close", "adjclose", "adjusted_close", "adjusted close")
 OTHER_NAMES = {"open": "Open", "high": "High", "low": "Low", "volume": "Volume", "vol": "Volume"}
 _NUMBER_JUNK = re.compile(r"[,\s$€£%]")
+_UTC_OFFSET = re.compile(r"(\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(?:Z|[+-]\d\d:?\d\d)$")
 
 
 def read_price_csv(path: str | Path, ticker: str | None = None, column: str | None = None,
@@ -150,10 +151,11 @@ def _line_number(path: Path, record: int) -> int:
 
 def _parse_dates(col: pd.Series, records, path: Path, name: str) -> pd.DatetimeIndex:
     text = col.str.strip()
-    try:
-        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
-    except (ValueError, TypeError):
-        parsed = pd.Series(pd.NaT, index=col.index)
+    parsed = _to_datetime(text)
+    if parsed is None:  # mixed UTC offsets (a yfinance history saved across DST): local wall time
+        parsed = _to_datetime(text.str.replace(_UTC_OFFSET, r"\1", regex=True))
+    if parsed is None:
+        parsed = pd.Series(pd.NaT, index=col.index, dtype="datetime64[ns]")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
     bad = parsed.isna() & (text != "")
@@ -163,6 +165,15 @@ def _parse_dates(col: pd.Series, records, path: Path, name: str) -> pd.DatetimeI
         raise DataError(f"{path}: line {line}: cannot parse date {text.iloc[i]!r} "
                         f"in column {name!r}")
     return pd.DatetimeIndex(parsed)
+
+
+def _to_datetime(text: pd.Series) -> pd.Series | None:
+    try:
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+    except (ValueError, TypeError):
+        return None
+    # pandas < 3 returns objects (with a warning) instead of raising for mixed offsets
+    return parsed if pd.api.types.is_datetime64_any_dtype(parsed) else None
 
 
 def _parse_numbers(col: pd.Series, records, path: Path, name: str):

@@ -80,11 +80,10 @@ class Store:
             raise DataError(f"no stored data for {ticker} ({interval}) in {self.dir}/: "
                             f"run `stockrnn fetch {ticker}` first")
         try:
-            df = pd.read_csv(path, index_col="Date", parse_dates=["Date"])
+            df = pd.read_csv(path, index_col="Date", parse_dates=["Date"]).astype("float64")
         except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise DataError(f"{path}: stored file is unreadable ({exc}); "
                             "refetch with `stockrnn fetch --full`") from None
-        df = df.astype("float64")
         validate(df, str(path))
         return df
 
