@@ -127,7 +127,7 @@ def _resumable(cfg: Config, root) -> runs.RunDir | None:
 def _now() -> str:
     import datetime as dt
 
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def run_config(run: runs.RunDir) -> Config:

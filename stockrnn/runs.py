@@ -100,7 +100,7 @@ def runs_root(runs_dir: str | os.PathLike | None) -> Path:
 
 
 def create(runs_dir: Path, name: str) -> RunDir:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     base = Path(runs_dir) / name
     base.mkdir(parents=True, exist_ok=True)
     for i in range(1000):

@@ -108,7 +108,6 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
         best = keras.models.load_model(best_path, compile=False)
         model.set_weights(best.get_weights())
     atomic.write_with(run.model, lambda tmp: model.save(tmp), suffix=".keras")
-    import pandas as pd
 
     history = read_history(run.history)
     return {"epochs_run": int(len(history)),
