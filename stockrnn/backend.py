@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import sys
@@ -36,7 +37,8 @@ def use(backend: str | None = None):
     with _native_stderr_to_log():
         import keras
 
-        if backend == "tensorflow":
+        # keras loads tensorflow (for tf.data) on both backends when it is installed
+        if importlib.util.find_spec("tensorflow") is not None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # triggers the CUDA probe (and its log lines) now

@@ -117,6 +117,8 @@ def fetch(ctx, tickers, source, csv_path, column, start, end, interval, data_dir
         raise ConfigError(f"unknown interval {interval!r}; valid: {', '.join(INTERVALS)}")
     if csv_path and source == "yahoo":
         source = "csv"
+    elif csv_path and source != "csv":
+        raise ConfigError(f"--csv reads a file with --source csv, not --source {source}")
     store = Store(data_dir)
     src = make_source(source, csv_path=csv_path, column=column, cache_dir=store.cache_dir)
     failed = []

@@ -1,0 +1,522 @@
+"""The price store: first and incremental fetches, refetches, validation, atomic writes, locks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stockrnn import atomic, locking
+from stockrnn.data.frames import validate
+from stockrnn.data.sources import CsvSource, SampleSource, YahooSource
+from stockrnn.data.store import Store
+from stockrnn.errors import DataError, FetchError, LockError, StockRNNError
+
+REPO = Path(__file__).resolve().parents[1]
+NY = "America/New_York"
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if ".tmp" in p.name or p.suffix == ".info"]
+
+
+def sample_frame() -> pd.DataFrame:
+    return SampleSource().fetch("GOOG", None, None, "1d")
+
+
+# --------------------------------------------------------------------------- a Yahoo-like fake
+
+
+def market(n: int, start: str = "2024-01-02", seed: int = 3) -> pd.DataFrame:
+    """Daily bars as yfinance's Ticker.history returns them (tz-aware, 00:00 local)."""
+    rng = np.random.default_rng(seed)
+    idx = pd.DatetimeIndex(pd.bdate_range(start, periods=n), name="Date").tz_localize(NY)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    return pd.DataFrame({"Open": close * 1.001, "High": close * 1.01, "Low": close * 0.99,
+                         "Close": close, "Volume": rng.integers(10**5, 10**6, n)}, index=idx)
+
+
+class FakeYahoo:
+    """``client`` for YahooSource: serves ``self.frame`` filtered like Yahoo (end exclusive)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.calls: list[dict] = []
+        self.error: BaseException | None = None
+
+    def __call__(self, symbol):
+        fake = self
+
+        class Ticker:
+            def history(self, **kw):
+                fake.calls.append(kw)
+                if fake.error is not None:
+                    raise fake.error
+                df = fake.frame
+                if "start" in kw:
+                    df = df[df.index >= pd.Timestamp(kw["start"]).tz_localize(NY)]
+                if "end" in kw:
+                    df = df[df.index < pd.Timestamp(kw["end"]).tz_localize(NY)]
+                return df.copy()
+
+        return Ticker()
+
+
+def yahoo(fake: FakeYahoo) -> YahooSource:
+    return YahooSource(client=fake, sleep=lambda s: None,
+                       now=lambda tz: pd.Timestamp("2030-01-01 12:00", tz=tz))
+
+
+def local_dates(frame: pd.DataFrame) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(frame.index.tz_localize(None), name="Date")
+
+
+# --------------------------------------------------------------------------- sample and csv
+
+
+def test_first_fetch_sample_writes_csv_and_sidecar(tmp_path):
+    store = Store(tmp_path / "data")
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    result = store.update(SampleSource(), "goog")
+    expected = sample_frame()
+    assert result.ticker == "GOOG" and result.interval == "1d"
+    assert result.added == result.rows == len(expected) == 2148
+    assert (result.first, result.last) == (expected.index[0].date(), expected.index[-1].date())
+    assert not result.up_to_date and not result.refetched
+    assert result.path == tmp_path / "data" / "GOOG_1d.csv"
+    assert result.line() == (f"GOOG 1d: +2148 rows, 2148 rows {result.first}..{result.last} "
+                             f"-> {result.path}")
+
+    csv_text = result.path.read_text()
+    assert csv_text.splitlines()[0] == "Date,Open,High,Low,Close,Volume"
+    stored = store.read("GOOG")
+    pd.testing.assert_frame_equal(stored, expected, check_index_type=False)
+    assert stored["Close"].iloc[-1] == 806.19
+
+    meta = json.loads(store.meta_path("GOOG").read_text())
+    assert set(meta) == {"ticker", "interval", "source", "first", "last", "rows", "fetched_at"}
+    assert meta["ticker"] == "GOOG" and meta["interval"] == "1d" and meta["source"] == "sample"
+    assert meta["first"] == "2004-08-19" and meta["last"] == "2013-03-01"
+    assert meta["rows"] == 2148
+    fetched = dt.datetime.fromisoformat(meta["fetched_at"])
+    assert fetched.utcoffset() == dt.timedelta(0)
+    assert before <= fetched <= dt.datetime.now(dt.UTC)
+    assert store.meta("GOOG") == meta
+    assert leftovers(store.dir) == []
+
+
+def test_second_sample_fetch_is_up_to_date(tmp_path):
+    store = Store(tmp_path)
+    store.update(SampleSource(), "GOOG")
+    files = snapshot(tmp_path)
+    result = store.update(SampleSource(), "GOOG")
+    assert result.up_to_date and result.added == 0 and result.rows == 2148
+    assert "up to date" in result.line()
+    assert snapshot(tmp_path) == files
+
+
+def test_sample_unknown_ticker(tmp_path):
+    with pytest.raises(DataError, match="no 'NOPE'.*GOOG"):
+        Store(tmp_path).update(SampleSource(), "NOPE")
+    assert not Store(tmp_path).exists("NOPE")
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    path.write_text(frame.tz_localize(None).to_csv(index_label="Date", date_format="%Y-%m-%d"))
+
+
+def test_csv_source_import_and_merge(tmp_path):
+    bars = market(30)
+    src_file = tmp_path / "prices.csv"
+    write_csv(src_file, bars.iloc[:20])
+    store = Store(tmp_path / "data")
+    first = store.update(CsvSource(src_file), "ACME")
+    assert (first.added, first.rows) == (20, 20)
+    assert store.meta("ACME")["source"] == "csv"
+    assert first.last == bars.index[19].date()
+
+    write_csv(src_file, bars)  # the file grows
+    second = store.update(CsvSource(src_file), "ACME")
+    assert (second.added, second.rows) == (10, 30)
+    assert second.last == bars.index[-1].date()
+    stored = store.read("ACME")
+    assert stored["Close"].to_numpy() == pytest.approx(bars["Close"].to_numpy(), rel=1e-12)
+    assert store.meta("ACME")["rows"] == 30
+
+
+def test_csv_with_duplicate_dates_is_rejected(tmp_path):
+    src_file = tmp_path / "dup.csv"
+    src_file.write_text("Date,Close\n2020-01-02,1\n2020-01-03,2\n2020-01-03,2.5\n")
+    store = Store(tmp_path / "data")
+    with pytest.raises(DataError, match="duplicate date 2020-01-03"):
+        store.update(CsvSource(src_file), "X")
+    assert not store.path("X").exists() and not store.meta_path("X").exists()
+
+
+# --------------------------------------------------------------------------- incremental yahoo
+
+
+@pytest.fixture
+def stored(tmp_path):
+    """A store holding the first 20 bars of a 30-bar market, fetched through YahooSource."""
+    bars = market(30)
+    fake = FakeYahoo(bars.iloc[:20])
+    store = Store(tmp_path / "data")
+    result = store.update(yahoo(fake), "GOOG")
+    assert (result.added, result.rows) == (20, 20)
+    assert "start" not in fake.calls[0] and fake.calls[0]["period"] == "max"
+    fake.calls.clear()
+    return store, fake, bars
+
+
+def test_incremental_update_fetches_from_last_stored_date(stored):
+    store, fake, bars = stored
+    last = store.read("GOOG").index[-1].date()
+    assert last == bars.index[19].date()
+    fake.frame = bars  # ten trading days later
+    result = store.update(yahoo(fake), "GOOG")
+    assert len(fake.calls) == 1
+    assert fake.calls[0]["start"] == last.isoformat()
+    assert "period" not in fake.calls[0]
+    assert (result.added, result.rows) == (10, 30)
+    assert not result.up_to_date and not result.refetched
+    assert result.line().startswith("GOOG 1d: +10 rows, 30 rows ")
+    df = store.read("GOOG")
+    assert df.index.is_unique and len(df) == 30
+    pd.testing.assert_index_equal(df.index, local_dates(bars), exact=False)
+    assert df["Close"].to_numpy() == pytest.approx(bars["Close"].to_numpy(), rel=1e-12)
+    meta = store.meta("GOOG")
+    assert meta["rows"] == 30 and meta["last"] == str(bars.index[-1].date())
+    assert meta["source"] == "yahoo"
+
+
+def test_nothing_new_is_up_to_date(stored):
+    store, fake, _ = stored
+    files = snapshot(store.dir)
+    result = store.update(yahoo(fake), "GOOG")  # Yahoo returns only the overlapping bar
+    assert fake.calls[0]["start"] == str(store.read("GOOG").index[-1].date())
+    assert result.up_to_date and result.added == 0 and result.rows == 20
+    assert "up to date" in result.line()
+    assert snapshot(store.dir) == files
+
+
+def test_no_data_for_the_new_range_is_up_to_date(stored):
+    from yfinance.exceptions import YFPricesMissingError
+
+    store, fake, _ = stored
+    files = snapshot(store.dir)
+    fake.error = YFPricesMissingError("GOOG", "")
+    result = store.update(yahoo(fake), "GOOG")
+    assert result.up_to_date and result.rows == 20
+    assert snapshot(store.dir) == files
+
+
+def test_full_refetch_repairs_history(tmp_path):
+    bars = market(20)
+    fake = FakeYahoo(bars.drop(bars.index[5]))  # Yahoo missed a bar the first time
+    store = Store(tmp_path)
+    store.update(yahoo(fake), "GOOG")
+    fake.frame = bars
+    assert store.update(yahoo(fake), "GOOG").up_to_date  # incremental: cannot see the gap
+    assert len(store.read("GOOG")) == 19
+    fake.calls.clear()
+    result = store.update(yahoo(fake), "GOOG", full=True)
+    assert "start" not in fake.calls[0] and fake.calls[0]["period"] == "max"
+    assert result.rows == 20
+    pd.testing.assert_index_equal(store.read("GOOG").index, local_dates(bars), exact=False)
+
+
+def test_changed_overlapping_bar_triggers_full_refetch(stored):
+    store, fake, bars = stored
+    adjusted = bars.copy()
+    adjusted[["Open", "High", "Low", "Close"]] *= 0.97  # a dividend re-adjusted history
+    fake.frame = adjusted.iloc[:25]
+    result = store.update(yahoo(fake), "GOOG")
+    assert [("start" in c) for c in fake.calls] == [True, False]  # incremental, then full
+    assert result.refetched and "full refetch" in result.line()
+    assert (result.added, result.rows) == (5, 25)
+    df = store.read("GOOG")
+    assert df["Close"].to_numpy() == pytest.approx(adjusted["Close"].iloc[:25].to_numpy())
+
+
+def test_tiny_overlap_difference_is_merged_not_refetched(stored):
+    store, fake, bars = stored
+    moved = bars.copy()
+    moved.iloc[19, moved.columns.get_loc("Close")] *= 1.001  # within the 0.5 % tolerance
+    fake.frame = moved
+    result = store.update(yahoo(fake), "GOOG")
+    assert len(fake.calls) == 1 and not result.refetched
+    assert (result.added, result.rows) == (10, 30)
+    assert store.read("GOOG")["Close"].iloc[19] == pytest.approx(moved["Close"].iloc[19])
+
+
+class FailingSource:
+    name = "yahoo"
+    incremental = True
+
+    def fetch(self, ticker, start, end, interval):
+        raise FetchError(f"Yahoo Finance rate limited (HTTP 429) for {ticker}")
+
+
+def broken_bars(bars, kind):
+    out = bars.copy()
+    if kind == "high<low":
+        out.iloc[-1, out.columns.get_loc("High")] = out["Low"].iloc[-1] * 0.9
+    elif kind == "negative":
+        out.iloc[-2, out.columns.get_loc("Close")] = -1.0
+    elif kind == "zero-open":
+        out.iloc[-3, out.columns.get_loc("Open")] = 0.0
+    return out
+
+
+@pytest.mark.parametrize("case", ["fetch-error", "network", "high<low", "negative", "zero-open",
+                                  "full-fetch-error"])
+def test_failed_update_leaves_store_unchanged(stored, case):
+    store, fake, bars = stored
+    before = snapshot(store.dir)
+    assert set(before) >= {"GOOG_1d.csv", "GOOG_1d.json"}
+    full = case == "full-fetch-error"
+    if case in ("fetch-error", "full-fetch-error"):
+        src = FailingSource()
+    elif case == "network":
+        fake.error = ConnectionError("connection reset by peer")
+        src = yahoo(fake)
+    else:
+        fake.frame = broken_bars(bars, case)
+        src = yahoo(fake)
+    with pytest.raises(DataError) as err:  # FetchError is a DataError
+        store.update(src, "GOOG", full=full)
+    if case in ("high<low", "negative", "zero-open"):
+        assert not isinstance(err.value, FetchError)
+        assert {"high<low": "High < Low", "negative": "Close is not positive",
+                "zero-open": "Open is not positive"}[case] in str(err.value)
+    else:
+        assert isinstance(err.value, FetchError)
+    assert snapshot(store.dir) == before
+    assert leftovers(store.dir) == []
+
+
+def test_corrupt_stored_file_is_a_data_error(tmp_path):
+    store = Store(tmp_path)
+    store.path("GOOG").write_text("Date,Close\n2020-01-02,abc\n")
+    with pytest.raises(DataError):
+        store.read("GOOG")
+    assert store.update(SampleSource(), "GOOG", full=True).rows == 2148  # --full is the remedy
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def frame(**cols) -> pd.DataFrame:
+    n = len(next(iter(cols.values())))
+    idx = pd.DatetimeIndex(pd.bdate_range("2021-03-01", periods=n), name="Date")
+    return pd.DataFrame({k: np.asarray(v, dtype="float64") for k, v in cols.items()}, index=idx)
+
+
+def test_validate_accepts_good_frame():
+    validate(frame(Open=[1, 2], High=[2, 3], Low=[0.5, 1], Close=[1.5, 2], Volume=[0, 5]), "ok")
+    validate(sample_frame(), "sample")
+
+
+@pytest.mark.parametrize("bad, message", [
+    (frame(Close=[1, 2, 3]).set_axis(pd.DatetimeIndex(["2021-03-01", "2021-03-02", "2021-03-02"],
+                                                      name="Date")),
+     "duplicate date 2021-03-02"),
+    (frame(Close=[1, 2]).iloc[::-1], "not in increasing order"),
+    (frame(Close=[1, 0]), "Close is not positive on 2021-03-02"),
+    (frame(Close=[1, -2]), "Close is not positive"),
+    (frame(Open=[-1, 1], Close=[1, 2]), "Open is not positive on 2021-03-01"),
+    (frame(High=[2, 1], Low=[1, 1.5], Close=[1.5, 1.2]), "High < Low on 2021-03-02"),
+    (frame(Close=[1, 2], Volume=[5, -1]), "negative Volume"),
+    (frame(Close=[1, np.inf]), "infinite"),
+    (frame(Close=[1, np.nan]), "all-NaN rows"),
+    (frame(Open=[1, 2]), "no Close column"),
+    (frame(Close=[]), "no rows"),
+])
+def test_validate_rejects(bad, message):
+    with pytest.raises(DataError, match=message):
+        validate(bad, "what")
+
+
+def test_store_write_validates_before_writing(tmp_path):
+    store = Store(tmp_path)
+    store.write("GOOG", "1d", frame(Close=[1, 2]), "test")
+    before = snapshot(tmp_path)
+    with pytest.raises(DataError, match="High < Low"):
+        store.write("GOOG", "1d", frame(High=[2, 1], Low=[1, 1.5], Close=[1.5, 1.2]), "test")
+    assert snapshot(tmp_path) == before
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def test_atomic_write_helpers(tmp_path):
+    target = tmp_path / "sub" / "f.json"
+    atomic.write_json(target, {"a": 1, "when": dt.date(2020, 1, 2)})
+    assert json.loads(target.read_text()) == {"a": 1, "when": "2020-01-02"}
+    atomic.write_text(target, "héllo")
+    assert target.read_text(encoding="utf-8") == "héllo"
+    atomic.write_bytes(target, b"\x00\x01")
+    assert target.read_bytes() == b"\x00\x01"
+    atomic.write_with(target, lambda tmp: tmp.write_text("via writer"))
+    assert target.read_text() == "via writer"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["f.json"]
+
+
+def test_atomic_write_with_failing_writer_keeps_old_file(tmp_path):
+    target = tmp_path / "GOOG_1d.csv"
+    target.write_text("old content\n")
+
+    def writer(tmp: Path) -> None:
+        tmp.write_text("half of the new")
+        raise RuntimeError("writer crashed")
+
+    with pytest.raises(RuntimeError, match="writer crashed"):
+        atomic.write_with(target, writer)
+    assert target.read_text() == "old content\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["GOOG_1d.csv"]
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_atomic_write_disk_full_is_stockrnn_error(tmp_path, code):
+    target = tmp_path / "GOOG_1d.json"
+    target.write_text('{"old": true}\n')
+
+    def writer(tmp: Path) -> None:
+        with open(tmp, "w") as fh:
+            fh.write("{\"new\": ")
+        raise OSError(code, os.strerror(code))
+
+    with pytest.raises(StockRNNError) as err:
+        atomic.write_with(target, writer)
+    assert str(target) in str(err.value) and os.strerror(code) in str(err.value)
+    assert isinstance(err.value.__cause__, OSError)
+    assert target.read_text() == '{"old": true}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["GOOG_1d.json"]
+
+
+def test_atomic_write_other_os_error_propagates(tmp_path):
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+
+    def writer(tmp: Path) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    with pytest.raises(OSError) as err:
+        atomic.write_with(target, writer)
+    assert not isinstance(err.value, StockRNNError) and err.value.errno == errno.EIO
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_atomic_write_file_mode(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        new = tmp_path / "new.csv"
+        atomic.write_text(new, "x")
+        assert new.stat().st_mode & 0o777 == 0o644  # like open(): 0o666 minus the umask
+        kept = tmp_path / "kept.csv"
+        kept.write_text("old")
+        kept.chmod(0o640)
+        atomic.write_text(kept, "new")
+        assert kept.stat().st_mode & 0o777 == 0o640  # rewriting keeps the file's mode
+    finally:
+        os.umask(old_umask)
+
+
+# --------------------------------------------------------------------------- locks and processes
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+HOLDER = """
+import sys, time
+from stockrnn import locking
+with locking.hold(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def lock_holder(tmp_path):
+    """Start another process that holds ``tmp_path/data/.stockrnn.lock``; yield (proc, path)."""
+    lock = tmp_path / "data" / ".stockrnn.lock"
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdout=subprocess.PIPE,
+                            text=True, env=child_env(), cwd=REPO)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        yield proc, lock
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+def test_lock_held_by_another_process(lock_holder):
+    proc, lock = lock_holder
+    with pytest.raises(LockError) as err:
+        with locking.hold(lock, wait=0):
+            pytest.fail("got a lock another process holds")
+    assert err.value.exit_code == 75
+    assert f"pid {proc.pid}" in str(err.value) and str(lock) in str(err.value)
+
+    t0 = time.monotonic()
+    with pytest.raises(LockError):
+        with locking.hold(lock, wait=0.5):
+            pass
+    assert time.monotonic() - t0 >= 0.45
+
+    store = Store(lock.parent)
+    with pytest.raises(LockError):
+        store.update(SampleSource(), "GOOG")
+    assert not store.exists("GOOG")
+
+    proc.kill()  # the OS drops the lock of a killed process: no stale lock
+    proc.wait(timeout=10)
+    with locking.hold(lock, wait=5):
+        info = json.loads(lock.with_name(lock.name + ".info").read_text())
+        assert info["pid"] == os.getpid()
+    assert not lock.with_name(lock.name + ".info").exists()
+
+
+def test_concurrent_cli_fetches_leave_a_valid_store(tmp_path):
+    data = tmp_path / "data"
+    cmd = [sys.executable, "-m", "stockrnn", "fetch", "GOOG", "--source", "sample",
+           "--data-dir", str(data), "--full", "--wait", "30"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=child_env(), cwd=tmp_path) for _ in range(4)]
+    store = Store(data)
+    seen = 0
+    while any(p.poll() is None for p in procs):  # readers never see a half-written file
+        if store.exists("GOOG"):
+            assert len(pd.read_csv(store.path("GOOG"))) == 2148
+            seen += 1
+        time.sleep(0.01)
+    outs = [p.communicate(timeout=60) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert out.startswith("GOOG 1d: ") and " 2148 rows 2004-08-19..2013-03-01 " in out
+    df = store.read("GOOG")
+    pd.testing.assert_frame_equal(df, sample_frame(), check_index_type=False)
+    assert store.meta("GOOG")["rows"] == 2148
+    names = {p.name for p in data.iterdir()} - {".stockrnn.lock"}
+    assert names == {"GOOG_1d.csv", "GOOG_1d.json"}  # no temp or .info files left
