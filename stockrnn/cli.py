@@ -30,6 +30,10 @@ class App(click.Group):
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
             ctx.exit(130)
+        except OSError as exc:  # disk full, permissions, ... : a message, not a traceback
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(f"Error: {exc.strerror or exc}{where}", err=True)
+            ctx.exit(1)
 
 
 def setup_logging(verbose: int, quiet: bool, log_file: str | None) -> None:
@@ -272,37 +276,42 @@ def predict(run_ref, runs_dir, steps, as_of, fmt, output, allow_stale):
 @click.option("--allow-stale", is_flag=True,
               help="If the fetch fails, go on with the stored data (saying how old they are).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Bars to forecast.")
+@click.option("--keep", type=click.IntRange(min=1), default=None,
+              help="After success, keep only the newest N complete runs of this run name.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON summary object (stages, durations, run dir, metrics, exit code).")
 @wait_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
-def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, wait, quiet):
+def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, keep, as_json,
+            wait, quiet):
     """The whole pipeline: fetch -> prepare -> train -> evaluate (test) -> predict, one line
     per stage; the run directory is printed last."""
-    from stockrnn import pipeline
+    import json
 
-    cfg = load(config_path, overrides)
-    click.echo(f"fetch     {pipeline.fetch_for(cfg, allow_stale, wait)}")
-    ds, path = pipeline.prepare(cfg, wait=wait)
-    n = {k: len(v) for k, v in ds.splits.items()}
-    click.echo(f"prepare   {n['train']}/{n['val']}/{n['test']} train/val/test windows -> {path}")
-    run = pipeline.train(cfg, resume=resume, wait=wait,
-                         progress=progress_mode(quiet or ctx.obj.get("quiet")))
-    meta = run.meta()
-    click.echo(f"train     {meta['model_type']}: {meta['epochs_run']} epochs, best val_loss "
-               f"{meta['best_val_loss']:.5f} at epoch {meta['best_epoch']} "
-               f"({meta['train_seconds']:.1f}s)")
-    _, result = pipeline.evaluate(str(run.path), "test")
-    m, p = result["model"], result["baselines"]["persistence"]
-    acc = m["directional_accuracy"]
-    click.echo(f"evaluate  test MASE {m['mase']:.4f} (MAE {m['mae']:.4f} vs persistence "
-               f"{p['mae']:.4f}), direction {'-' if acc is None else f'{acc:.1%}'}")
-    _, fc = pipeline.predict(str(run.path), steps, None, allow_stale=True)
-    first = fc.table.iloc[0]
-    click.echo(f"predict   {fc.table.index[0].date()} {first['forecast']:.4f} "
-               f"[80%: {first['lower_80']:.4f}..{first['upper_80']:.4f}] "
-               f"({len(fc.table)} steps, as of {fc.as_of.date()}) -> {run.path}/forecast.csv")
-    click.echo(run.path)
-    gate(result, max_mase)
+    from stockrnn import workflow
+
+    def echo_stage(name: str, line: str) -> None:
+        if not as_json:
+            click.echo(f"{name:9s} {line}")
+
+    summary = {"stages": [], "run_dir": None}
+    try:
+        cfg = load(config_path, overrides)
+        summary = workflow.run_all(cfg, resume=resume, allow_stale=allow_stale, steps=steps,
+                                   wait=wait, keep=keep, on_stage=echo_stage,
+                                   progress=progress_mode(quiet or ctx.obj.get("quiet")))
+        if not as_json:
+            click.echo(summary["run_dir"])
+        gate(summary.pop("result"), max_mase)
+        summary.update(status="ok", exit_code=0)
+    except StockRNNError as exc:
+        summary.pop("result", None)
+        summary.update(status="error", exit_code=exc.exit_code, error=str(exc))
+        raise
+    finally:
+        if as_json:
+            click.echo(json.dumps(summary, indent=2, default=str))
 
 
 @cli.command(context_settings=CONTEXT)

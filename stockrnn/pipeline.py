@@ -3,11 +3,13 @@ modules). Each stage reads only what the one before it wrote."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -56,15 +58,21 @@ def versions(backend: str) -> dict:
     return out
 
 
+def run_lock(cfg: Config) -> Path:
+    return cfg.runs_dir / cfg.run_name / ".lock"
+
+
 def train(cfg: Config, resume: bool = False, progress: str = "lines",
-          wait: float = 0.0) -> runs.RunDir:
-    """Train into a new run directory (or finish an interrupted one with ``resume``)."""
+          wait: float = 0.0, lock: bool = True) -> runs.RunDir:
+    """Train into a new run directory (or finish an interrupted one with ``resume``).
+
+    Holds the run name's lock unless ``lock`` is False (the caller holds it already)."""
     from stockrnn import evaluation, plotting, training
     from stockrnn.backend import use
 
     use(cfg.backend)
     root = cfg.runs_dir
-    with locking.hold(root / cfg.run_name / ".lock", wait):
+    with locking.hold(run_lock(cfg), wait) if lock else contextlib.nullcontext():
         run = _resumable(cfg, root) if resume else None
         if run is not None:
             log.info("resuming %s", run.path)
