@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stockrnn needs Python >= 3.11, found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' $(if $(filter jax,$(BACKEND)),'.[jax]')
+	$(BIN)/python -m pip install --quiet -e '.[dev,jax]'
+
 	@touch $(STAMP)
 
-## demo: create .venv and run fetch -> prepare -> train -> evaluate -> predict on the bundled sample (offline)
+## demo: create .venv and run fetch -> prepare -> train -> evaluate -> predict on the bundled sample (offline; BACKEND=jax for JAX)
 demo: $(STAMP)
 	$(BIN)/stockrnn run --config configs/lstm.yaml
 

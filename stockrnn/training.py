@@ -105,8 +105,12 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
               verbose=1 if progress == "bar" else 0)
     wall = time.perf_counter() - started
     if best_path.exists():  # final = best epoch, also when training ran to the last epoch
-        best = keras.models.load_model(best_path, compile=False)
-        model.set_weights(best.get_weights())
+        try:
+            best = keras.models.load_model(best_path, compile=False)
+            model.set_weights(best.get_weights())
+        except Exception as exc:  # a checkpoint cut short by a kill: keep the restored weights
+            log.warning("checkpoint %s is unreadable (%s); using EarlyStopping's best weights",
+                        best_path, type(exc).__name__)
     atomic.write_with(run.model, lambda tmp: model.save(tmp), suffix=".keras")
 
     history = read_history(run.history)
