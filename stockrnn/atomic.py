@@ -24,8 +24,12 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     ``suffix`` lets writers that insist on an extension (Keras wants ``.keras``) use the temp path.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + suffix, dir=target.parent)
+    try:  # a read-only or full folder: name the file being written, not the temp file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + suffix,
+                                   dir=target.parent)
+    except OSError as exc:
+        _raise_cannot_write(target, exc)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -36,12 +40,16 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         os.replace(tmp_path, target)
     except OSError as exc:
         _cleanup(tmp_path)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
-            raise StockRNNError(f"cannot write {target}: {exc.strerror}") from exc
-        raise
+        _raise_cannot_write(target, exc)
     except BaseException:
         _cleanup(tmp_path)
         raise
+
+
+def _raise_cannot_write(target: Path, exc: OSError):
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        raise StockRNNError(f"cannot write {target}: {exc.strerror}") from exc
+    raise exc
 
 
 def _mode_for(target: Path) -> int:

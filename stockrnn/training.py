@@ -8,6 +8,7 @@ last finished epoch), CSVLogger (``history.csv``, appended on resume).
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -62,6 +63,34 @@ def batches(x, y, vx, vy, batch_size: int, seed: int):
     return {"x": train, "validation_data": val, "shuffle": False}  # the pipeline shuffles
 
 
+def backup_and_restore(backup: Path):
+    """BackupAndRestore that keeps the previous backup too (its files are written in place, so a
+    kill in the middle of a write leaves an unreadable weights or metadata file; the previous
+    backup is used instead) and, when no backup is readable at all, starts the run's epochs
+    over instead of failing every later ``--resume``."""
+    keras = use()
+
+    class Backup(keras.callbacks.BackupAndRestore):
+        def on_train_begin(self, logs=None):
+            try:
+                return super().on_train_begin(logs)
+            except (OSError, ValueError) as exc:  # Keras itself falls back only on OSError
+                problem = exc
+            prev = (Path(self._prev_weights_path), Path(self._prev_training_metadata_path))
+            if all(p.is_file() for p in prev):
+                shutil.copyfile(prev[0], self._weights_path)
+                shutil.copyfile(prev[1], self._training_metadata_path)
+                try:
+                    return super().on_train_begin(logs)
+                except (OSError, ValueError) as exc:
+                    problem = exc
+            log.warning("backup in %s is unreadable (%s); training from the first epoch again",
+                        self.backup_dir, problem)
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+    return Backup(str(backup), delete_checkpoint=True, double_checkpoint=True)
+
+
 def previous_best(history: Path) -> float | None:
     if not history.exists():
         return None
@@ -87,8 +116,10 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
                   steps_per_execution=train_cfg.steps_per_execution)
     run.checkpoints.mkdir(parents=True, exist_ok=True)
     best_path = run.checkpoints / "best.keras"
+    # The backup goes last: at an epoch's end the checkpoint and history.csv are written before
+    # the backup moves on, so a run killed in between repeats that epoch on --resume
+    # (read_history keeps its last row) instead of leaving a hole in the history.
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run.backup), delete_checkpoint=True),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=train_cfg.early_stopping.patience,
                                       min_delta=train_cfg.early_stopping.min_delta,
                                       restore_best_weights=True),
@@ -96,6 +127,7 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
                                         initial_value_threshold=previous_best(run.history)
                                         if resume else None),
         keras.callbacks.CSVLogger(str(run.history), append=resume),
+        backup_and_restore(run.backup),
     ]
     if progress == "lines":
         callbacks.append(epoch_logger(train_cfg.epochs))

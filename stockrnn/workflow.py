@@ -16,8 +16,12 @@ from stockrnn.config import Config
 def run_all(cfg: Config, *, resume: bool = False, allow_stale: bool = False,
             steps: int | None = None, wait: float = 0.0, progress: str = "lines",
             keep: int | None = None,
-            on_stage: Callable[[str, str], None] = lambda name, line: None) -> dict:
-    summary: dict = {"config": cfg.run_name, "stages": [], "run_dir": None}
+            on_stage: Callable[[str, str], None] = lambda name, line: None,
+            summary: dict | None = None) -> dict:
+    """Run the pipeline; returns the summary. Pass ``summary`` (a dict) to have it filled in
+    place, so the stages that finished are known also when a later stage raises."""
+    summary = {} if summary is None else summary
+    summary.update(config=cfg.run_name, stages=[], run_dir=None)
 
     def stage(name: str, line: str, started: float) -> None:
         summary["stages"].append({"name": name, "seconds": round(time.perf_counter() - started, 3),
