@@ -1,0 +1,114 @@
+"""`python -m benchmarks --tiny --out DIR` writes benchmarks.md and benchmarks.json with every
+section. Structure only: no timing is asserted (timings depend on the machine)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SECTIONS = ("commands", "prepare", "speed", "quality")
+HEADINGS = ("# stockrnn benchmarks (tiny mode)", "## Machine",
+            "## Speed: stockrnn vs the lectures' recipe", "## Command line",
+            "## prepare: dataset.build", "## Forecast quality", "## Targets")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--tiny", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    return proc, out
+
+
+def report(bench) -> dict:
+    return json.loads((bench[1] / "benchmarks.json").read_text())
+
+
+def test_exits_zero_and_writes_both_files(bench):
+    proc, out = bench
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"
+    assert (out / "benchmarks.md").is_file()
+    assert (out / "benchmarks.json").is_file()
+    assert not list(out.glob(".*.tmp")), "temp files of the atomic writes were left behind"
+
+
+def test_markdown_has_every_section(bench):
+    md = (bench[1] / "benchmarks.md").read_text()
+    for heading in HEADINGS:
+        assert heading in md, heading
+    assert "cores" in md and "RAM" in md
+    for word in ("python", "keras", "tensorflow", "jax", "numpy"):
+        assert word in md, word
+
+
+def test_json_has_machine_versions_and_sections(bench):
+    res = report(bench)
+    assert res["mode"] == "tiny"
+    assert {"cpu_model", "cores", "ram_gib", "date"} <= res["machine"].keys()
+    assert {"python", "keras", "tensorflow", "jax", "numpy"} <= res["versions"].keys()
+    for section in SECTIONS:
+        assert section in res and "error" not in res[section], section
+    assert res["errors"] == []
+
+
+def test_speed_compares_stockrnn_with_the_reference(bench):
+    speed = report(bench)["speed"]
+    tf = speed["backends"]["tensorflow"]
+    for impl in ("reference", "stockrnn"):
+        fam = tf[impl]["conv1d"]
+        assert fam["steady_ms_per_epoch"] > 0 and fam["fit_seconds"] > 0
+        assert len(fam["repeats"][0]["epoch_seconds"]) == speed["epochs"]
+    # same architecture on both sides
+    assert tf["reference"]["conv1d"]["parameters"] == tf["stockrnn"]["conv1d"]["parameters"]
+    (row,) = speed["ratios"]
+    assert row["backend"] == "tensorflow" and row["family"] == "conv1d"
+    assert row["steady_ms_per_epoch_vs_tf_reference"] > 0
+
+
+def test_every_target_has_a_verdict(bench):
+    res = report(bench)
+    assert res["targets"], "no targets were checked"
+    for check in res["targets"]:
+        assert {"name", "value", "target", "status"} <= check.keys()
+        assert check["status"] in ("PASS", "MISS", "MISS (no figure)")
+    md = (bench[1] / "benchmarks.md").read_text()
+    for check in res["targets"]:
+        assert check["name"] in md
+
+
+def test_prepare_and_quality_figures(bench):
+    res = report(bench)
+    (prep,) = res["prepare"]["rows"].values()
+    assert {"build_seconds", "build_peak_mib", "window_array_mib", "windows_are_views"} <= prep.keys()
+    (row,) = res["quality"]["table"]
+    assert row["dataset"] == "random_walk" and row["status"] in ("PASS", "MISS")
+    assert row["mase"] > 0
+    assert res["commands"]["help"]["median_seconds"] > 0
+
+
+def test_missing_jax_is_reported_not_fatal(monkeypatch):
+    """Without jax the JAX speed rows are skipped with a reason; nothing runs or crashes."""
+    import dataclasses
+    import importlib.util
+
+    if str(REPO) not in sys.path:  # `benchmarks` is a folder of the repository, not installed
+        monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks import machine, modes, report, speed
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "jax" else real(name, *a))
+    result = speed.measure(dataclasses.replace(modes.TINY, speed_backends=("jax",)))
+    assert result["backends"] == {"jax": {"skipped": "jax not installed"}}
+    assert result["ratios"] == []
+    md = report.render({"mode": "tiny", "command": "python -m benchmarks --tiny",
+                        "machine": machine.describe(), "versions": machine.versions(),
+                        "speed": result, "targets": []})
+    assert "jax not installed" in md

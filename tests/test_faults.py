@@ -1,0 +1,706 @@
+"""Fault injection: SIGKILL at every stage, two runs at once, a full disk, a read-only data dir.
+
+Each fault is its own test. After every fault the same checks run (``check_world``):
+
+* the store's CSV and JSON are byte-identical to before, or valid (``Store.read`` works);
+* no file under a final name is half-written (every CSV, JSON, NPZ and .keras file parses);
+* every run name's ``latest`` points at a complete run, and every complete run still
+  evaluates (``stockrnn evaluate --run DIR`` exits 0) and its model loads;
+* the next command succeeds.
+
+Real processes (``python -m stockrnn ...``) are killed with SIGKILL. Kill points that timing
+cannot hit reliably (inside an atomic write, inside a Keras save) are reached with a small driver
+(``DRIVER``) that patches one call to hang, so the test can kill the process right there.
+
+``STOCKRNN_FAULT_ITERATIONS=N`` (default 1) raises the number of random kill points per stage.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from stockrnn import runs
+from stockrnn.cli import cli
+from stockrnn.data.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "configs" / "smoke.yaml"
+PY = sys.executable
+ITERATIONS = max(1, int(os.environ.get("STOCKRNN_FAULT_ITERATIONS", "1")))
+SEED = int(os.environ.get("STOCKRNN_FAULT_SEED", "20240611"))  # kill delays
+# enough epochs that training is still going when the test kills it
+LONG = ["--set", "train.epochs=40", "--set", "train.early_stopping.patience=40"]
+SIX = ["--set", "train.epochs=6", "--set", "train.early_stopping.patience=6"]  # injected kills
+TEMP = re.compile(r"^\..+\.tmp")  # atomic.py's temp files: .<name>.<random>.tmp[.suffix]
+
+# A `stockrnn` process that hangs (so the test can SIGKILL it) at one chosen call:
+#   FAULT_MODE=before-replace  os.replace(src, dst) with dst matching FAULT_TARGET: the temp
+#                              file is complete, the final name not yet replaced
+#   FAULT_MODE=truncate-save   keras Model.save(path) with path matching FAULT_TARGET: the file
+#                              is cut to half its size first (killed while Keras was writing)
+#   FAULT_MODE=truncate-weights  the same for Model.save_weights (BackupAndRestore's weights)
+#   FAULT_MODE=truncate-open   Keras' file_utils.File(path, "w") (BackupAndRestore's
+#                              training_metadata.json): opened, so emptied, not yet written
+# The first FAULT_SKIP matching calls go through. It writes the path it stopped at to
+# FAULT_MARKER before hanging.
+DRIVER = r"""
+import os, re, sys, time
+target, mode, marker = (os.environ["FAULT_TARGET"], os.environ["FAULT_MODE"],
+                        os.environ["FAULT_MARKER"])
+skip = [int(os.environ.get("FAULT_SKIP", "0"))]
+
+def hit(path):
+    if not re.search(target, str(path)):
+        return False
+    skip[0] -= 1
+    return skip[0] < 0
+
+def hang(where):
+    with open(marker + ".part", "w") as fh:
+        fh.write(str(where))
+    os.replace(marker + ".part", marker)
+    time.sleep(600)
+
+if mode == "before-replace":
+    _replace = os.replace
+    def replace(src, dst, *a, **k):
+        if hit(dst):
+            hang(src)
+        return _replace(src, dst, *a, **k)
+    os.replace = replace
+elif mode == "truncate-open":
+    from stockrnn.backend import use
+    use()
+    from keras.src.utils import file_utils
+    _File = file_utils.File
+    def File(path, mode="r"):
+        fh = _File(path, mode)
+        if "w" in mode and hit(path):
+            hang(path)
+        return fh
+    file_utils.File = File
+else:
+    from stockrnn.backend import use
+    keras = use()
+    name = {"truncate-save": "save", "truncate-weights": "save_weights"}[mode]
+    original = getattr(keras.Model, name)
+    def patched(self, filepath, *a, **k):
+        out = original(self, filepath, *a, **k)
+        if hit(filepath):
+            with open(filepath, "r+b") as fh:
+                fh.truncate(os.path.getsize(filepath) // 2)
+            hang(filepath)
+        return out
+    setattr(keras.Model, name, patched)
+
+from stockrnn.cli import main
+sys.argv = ["stockrnn", *sys.argv[1:]]
+main()
+"""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def invoke(*args, code: int | None = 0):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    if code is not None:
+        assert result.exit_code == code, (
+            f"exit {result.exit_code} != {code} for {args}\nstdout:\n{result.stdout}\n"
+            f"stderr:\n{result.stderr}\nexception: {result.exception!r}")
+    return result
+
+
+def child_env(base: Path, **extra) -> dict:
+    env = dict(os.environ, STOCKRNN_DATA_DIR=str(base / "data"),
+               STOCKRNN_RUNS_DIR=str(base / "runs"), PYTHONUNBUFFERED="1", **extra)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def spawn(base: Path, *args, driver: bool = False, **extra_env) -> subprocess.Popen:
+    cmd = [PY, "-c", DRIVER] if driver else [PY, "-m", "stockrnn"]
+    return subprocess.Popen([*cmd, *map(str, args)], cwd=base, env=child_env(base, **extra_env),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def sigkill(proc: subprocess.Popen) -> tuple[str, str]:
+    """SIGKILL ``proc`` (it must still be running: otherwise nothing was tested)."""
+    still_running = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert still_running, f"the process ended (exit {proc.returncode}) before the kill:\n{err}"
+    assert proc.returncode == -signal.SIGKILL
+    return out, err
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 120.0, what: str = ""):
+    """Poll ``predicate`` until it is truthy; fail if ``proc`` ends first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"process ended (exit {proc.returncode}) before {what}\n{out}\n{err}")
+        time.sleep(0.02)
+    proc.kill()
+    proc.communicate()
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def kill_at_injected_fault(base: Path, tmp_path: Path, mode: str, target: str, *args,
+                           skip: int = 0):
+    """Run ``stockrnn ARGS`` under DRIVER, wait until it hangs at the fault (after ``skip``
+    matching calls went through), SIGKILL it. Returns the path it hung at."""
+    marker = tmp_path / "fault-marker"
+    marker.unlink(missing_ok=True)
+    proc = spawn(base, *args, driver=True, FAULT_MODE=mode, FAULT_TARGET=target,
+                 FAULT_MARKER=str(marker), FAULT_SKIP=str(skip))
+    wait_for(marker.exists, proc, what=f"the injected fault ({mode} {target})")
+    sigkill(proc)
+    return Path(marker.read_text())
+
+
+def store_files(base: Path) -> dict[str, bytes]:
+    data = base / "data"
+    return {p.name: p.read_bytes() for p in data.glob("GOOG_1d.*")}
+
+
+def temp_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if TEMP.match(p.name))
+
+
+def history_rows(run: Path) -> int:
+    path = run / "history.csv"
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    return len(pd.read_csv(path))
+
+
+def run_dirs(base: Path, name: str = "smoke") -> list[Path]:
+    root = base / "runs" / name
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def newest_run(base: Path, name: str = "smoke") -> Path | None:
+    dirs = [d for d in run_dirs(base, name) if (d / "meta.json").exists()]
+    return dirs[-1] if dirs else None
+
+
+def status(run: Path) -> str:
+    return runs.RunDir(run).status
+
+
+def load_keras(path: Path):
+    from stockrnn.training import load_model
+
+    return load_model(path)
+
+
+def check_world(base: Path, before: dict[str, bytes] | None = None,
+                allow_temp: bool = True) -> None:
+    """The invariants every fault must leave intact (see the module docstring)."""
+    data, runs_root = base / "data", base / "runs"
+    # the store: unchanged, or a valid newer version
+    store = Store(data)
+    after = store_files(base)
+    if before is not None and after != before:
+        frame = store.read("GOOG")
+        meta = json.loads(after["GOOG_1d.json"])
+        assert meta["ticker"] == "GOOG" and meta["rows"] >= 1
+        assert len(frame) >= 1
+    else:
+        store.read("GOOG")
+    # nothing half-written under a final name (temp files have their own names)
+    for path in list(data.rglob("*")) + list(runs_root.rglob("*")):
+        if not path.is_file() or TEMP.match(path.name) or path.name.startswith(".lock") \
+                or path.name.startswith(".stockrnn.lock"):
+            continue
+        if "backup" in path.parts or "checkpoints" in path.parts:
+            continue  # Keras' own files; their faults have their own tests below
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".npz":
+            with np.load(path) as npz:
+                assert {"train_x", "val_x", "test_x"} <= set(npz.files), path
+                for key in npz.files:
+                    npz[key]
+        elif path.suffix == ".keras":
+            with zipfile.ZipFile(path) as zf:
+                assert zf.testzip() is None, path
+        elif path.name == "history.csv":  # empty when killed before the first epoch ended
+            if not path.stat().st_size:
+                continue
+            h = pd.read_csv(path)
+            assert {"epoch", "loss", "val_loss"} <= set(h.columns), path
+            assert not h[["epoch", "loss", "val_loss"]].isna().any().any(), path
+        elif path.suffix == ".csv" and path.parent != data:
+            pd.read_csv(path)
+    if not allow_temp:
+        assert temp_files(base) == [], "temp files left behind"
+    # latest points at a complete run; every complete run evaluates and loads
+    for name_dir in sorted(p for p in runs_root.iterdir() if p.is_dir()) \
+            if runs_root.is_dir() else []:
+        cur = runs.latest(runs_root, name_dir.name)
+        if cur is not None:
+            assert cur.status == "complete", f"latest -> {cur.path} is {cur.status}"
+        for run in runs.list_runs(runs_root, name_dir.name):
+            if run.status == "complete":
+                invoke("evaluate", "--run", run.path)
+                load_keras(run.model)
+            else:
+                assert run.path != (cur.path if cur else None)
+
+
+# --------------------------------------------------------------------------- the world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    """A data dir with GOOG stored up to 2012-12-31 and one complete smoke run.
+
+    The store stops early so that a full fetch changes the files (a kill can then leave old or
+    new bytes, and the test tells them apart)."""
+    base = tmp_path_factory.mktemp("world")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STOCKRNN_DATA_DIR", str(base / "data"))
+        mp.setenv("STOCKRNN_RUNS_DIR", str(base / "runs"))
+        invoke("fetch", "GOOG", "--source", "sample", "--end", "2012-12-31")
+        invoke("train", "-q", "-c", SMOKE)
+    return base
+
+
+@pytest.fixture
+def base(world, tmp_path, monkeypatch) -> Path:
+    """A private copy of the world; in-process commands use it through the environment."""
+    b = tmp_path / "w"
+    shutil.copytree(world, b)
+    monkeypatch.setenv("STOCKRNN_DATA_DIR", str(b / "data"))
+    monkeypatch.setenv("STOCKRNN_RUNS_DIR", str(b / "runs"))
+    monkeypatch.chdir(b)
+    return b
+
+
+# --------------------------------------------------------------------------- SIGKILL
+
+
+def restore_store(base: Path, files: dict[str, bytes]) -> None:
+    for name, blob in files.items():
+        (base / "data" / name).write_bytes(blob)
+
+
+def timed_run(base: Path, *args) -> float:
+    """Seconds one uninterrupted ``stockrnn ARGS`` takes here (to spread kills over it)."""
+    started = time.monotonic()
+    proc = spawn(base, *args)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return time.monotonic() - started
+
+
+def kill_after(base: Path, delay: float, *args) -> str:
+    proc = spawn(base, *args)
+    time.sleep(delay)
+    if proc.poll() is None:
+        sigkill(proc)
+        return f"{delay:.2f}s: killed"
+    proc.communicate()
+    return f"{delay:.2f}s: finished first (exit {proc.returncode})"
+
+
+def test_sigkill_during_fetch(base):
+    """`fetch --full` killed at random short delays: the store is old or new, never half."""
+    args = ("fetch", "GOOG", "--source", "sample", "--full")
+    before = store_files(base)
+    took = timed_run(base, *args)
+    rng = random.Random(SEED)
+    outcomes = []
+    for _ in range(3 * ITERATIONS):
+        restore_store(base, before)
+        outcomes.append(kill_after(base, rng.uniform(0.2, 0.9) * took, *args))
+        check_world(base, before)
+        after = store_files(base)
+        assert after == before or len(Store(base / "data").read("GOOG")) == 2148, outcomes
+    assert any("killed" in o for o in outcomes), outcomes
+    # the next fetch succeeds and completes the store
+    line = invoke("fetch", "GOOG", "--source", "sample", "--full").stdout
+    assert "2148 rows" in line
+    check_world(base)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG (data/store.py): Store.write renames the CSV, then the JSON sidecar; killed in "
+    "between, the sidecar keeps the old rows/last, and the next fetch says 'up to date' "
+    "without rewriting it, so it stays wrong"))
+def test_sigkill_between_store_csv_and_sidecar(base, tmp_path):
+    """Killed after the new CSV is in place but before its JSON sidecar is: the CSV is valid,
+    and the next fetch leaves CSV and sidecar agreeing."""
+    before = store_files(base)
+    where = kill_at_injected_fault(base, tmp_path, "before-replace", r"GOOG_1d\.json$",
+                                   "fetch", "GOOG", "--source", "sample", "--full")
+    assert TEMP.match(where.name)
+    check_world(base, before)
+    assert len(Store(base / "data").read("GOOG")) == 2148  # the new CSV landed
+    invoke("fetch", "GOOG", "--source", "sample")
+    meta = json.loads((base / "data" / "GOOG_1d.json").read_text())
+    assert (meta["rows"], meta["last"]) == (2148, "2013-03-01"), (
+        "the sidecar still describes the old CSV after the next successful fetch")
+
+
+def test_sigkill_during_prepare(base):
+    """`prepare` killed at random delays: store untouched, artifacts absent or complete."""
+    before = store_files(base)
+    took = timed_run(base, "prepare", "-c", SMOKE)
+    shutil.rmtree(base / "data" / "prepared")
+    rng = random.Random(SEED + 1)
+    outcomes = []
+    for _ in range(ITERATIONS):
+        outcomes.append(kill_after(base, rng.uniform(0.3, 0.95) * took, "prepare", "-c", SMOKE))
+        assert store_files(base) == before  # prepare only reads a stored ticker
+        check_world(base, before)
+    result = invoke("prepare", "-c", SMOKE)
+    artifact = Path(result.stdout.strip().splitlines()[-1])
+    with np.load(artifact) as npz:
+        assert len(npz["train_x"]) > 0
+    check_world(base, before)
+
+
+def test_sigkill_during_prepare_artifact_write(base, tmp_path):
+    """Killed between the .npz and its .json: the next prepare rewrites a matching pair."""
+    before = store_files(base)
+    kill_at_injected_fault(base, tmp_path, "before-replace", r"prepared/.*\.json$",
+                           "prepare", "-c", SMOKE)
+    check_world(base, before)
+    result = invoke("prepare", "-c", SMOKE)
+    artifact = Path(result.stdout.strip().splitlines()[-1])
+    meta = json.loads(artifact.with_suffix(".json").read_text())
+    with np.load(artifact) as npz:
+        assert len(npz["test_x"]) == meta["splits"]["test"]["samples"]
+    check_world(base, before)
+
+
+def backup_epoch(run: Path) -> int | None:
+    """Epochs finished according to BackupAndRestore's metadata (None: none or unreadable)."""
+    try:
+        return json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def resumed_at(run: Path, killed_rows: int, epochs: int = 40) -> int:
+    """The first epoch history.csv logged after the kill (0-based)."""
+    raw = pd.read_csv(run / "history.csv")
+    assert raw["epoch"].max() == epochs - 1, raw["epoch"].tolist()
+    assert len(raw) > killed_rows, raw["epoch"].tolist()
+    return int(raw["epoch"].iloc[killed_rows])
+
+
+@pytest.mark.parametrize("epochs_before_kill", [2, 5, 1][:ITERATIONS])
+def test_sigkill_during_train_then_resume(base, epochs_before_kill):
+    """`train` killed after N finished epochs (between epochs): the run is incomplete, latest
+    still points at the earlier complete run, and `train --resume` finishes it in the same
+    folder from its last finished epoch."""
+    before = store_files(base)
+    old = runs.latest(base / "runs", "smoke").path
+    proc = spawn(base, "train", "-c", SMOKE, *LONG)
+
+    def killed_run():
+        run = newest_run(base)
+        return run if run != old and history_rows(run) >= epochs_before_kill and \
+            (backup_epoch(run) or 0) >= epochs_before_kill else None
+
+    run = wait_for(killed_run, proc, what=f"{epochs_before_kill} epochs in history.csv")
+    sigkill(proc)
+    killed_rows, finished = history_rows(run), backup_epoch(run)
+
+    assert status(run) == "incomplete"
+    assert not (run / "model.keras").exists()
+    assert (run / "backup").is_dir()
+    assert runs.latest(base / "runs", "smoke").path == old
+    listing = invoke("runs", "list", "smoke").stdout
+    assert re.search(rf"^incomplete\s+{re.escape(str(run))}$", listing, re.M), listing
+    assert re.search(rf"^complete\s+\*\s+{re.escape(str(old))}$", listing, re.M), listing
+    check_world(base, before)
+
+    result = invoke("train", "-q", "-c", SMOKE, *LONG, "--resume")
+    assert Path(result.stdout.strip().splitlines()[-1]) == run
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "complete"
+    # continued from the backup's last finished epoch, not from epoch 0
+    if finished is not None:
+        assert resumed_at(run, killed_rows) == finished
+    else:  # killed inside the backup write: the previous backup's epoch, at worst one back
+        assert resumed_at(run, killed_rows) in (killed_rows - 1, killed_rows)
+    assert not (run / "backup").exists()
+    assert runs.latest(base / "runs", "smoke").path == run
+    check_world(base, before)
+
+
+def test_sigkill_while_model_is_replaced(base, tmp_path):
+    """Killed inside the atomic write of model.keras (temp file done, not yet renamed): no
+    model.keras, the run is incomplete, and `train --resume` finishes it."""
+    before = store_files(base)
+    old = runs.latest(base / "runs", "smoke").path
+    where = kill_at_injected_fault(base, tmp_path, "before-replace", r"/model\.keras$",
+                                   "train", "-q", "-c", SMOKE)
+    run = where.parent
+    assert TEMP.match(where.name) and run != old
+    assert not (run / "model.keras").exists()
+    assert status(run) == "incomplete"
+    assert runs.latest(base / "runs", "smoke").path == old
+    check_world(base, before)
+
+    result = invoke("train", "-q", "-c", SMOKE, "--resume")
+    assert Path(result.stdout.strip().splitlines()[-1]) == run
+    assert status(run) == "complete"
+    assert runs.latest(base / "runs", "smoke").path == run
+    check_world(base, before)
+
+
+@pytest.mark.skipif(ITERATIONS < 2, reason="second model-save kill point: "
+                    "STOCKRNN_FAULT_ITERATIONS=2 or more")
+def test_sigkill_while_keras_writes_the_model(base, tmp_path):
+    """Killed while Keras is writing model.keras' temp file (half written)."""
+    before = store_files(base)
+    old = runs.latest(base / "runs", "smoke").path
+    where = kill_at_injected_fault(base, tmp_path, "truncate-save", r"\.model\.keras\..*\.tmp",
+                                   "train", "-q", "-c", SMOKE)
+    run = where.parent
+    assert not (run / "model.keras").exists()
+    assert status(run) == "incomplete"
+    assert runs.latest(base / "runs", "smoke").path == old
+    check_world(base, before)
+    invoke("train", "-q", "-c", SMOKE, "--resume")
+    assert status(run) == "complete"
+    check_world(base, before)
+
+
+def test_sigkill_during_backup_write_then_resume(base, tmp_path):
+    """Killed while BackupAndRestore writes its weights after epoch 3 (latest.weights.h5 half
+    written): `train --resume` finishes the run, from the previous backup (epoch 2), not from
+    epoch 0 and not failing for good."""
+    before = store_files(base)
+    where = kill_at_injected_fault(base, tmp_path, "truncate-weights", r"backup/",
+                                   "train", "-q", "-c", SMOKE, *SIX, skip=2)
+    run = where.parent.parent
+    assert status(run) == "incomplete"
+    killed_rows = history_rows(run)
+    assert killed_rows == 3
+    check_world(base, before)
+    result = invoke("train", "-q", "-c", SMOKE, *SIX, "--resume", code=None)
+    assert result.exit_code == 0, result.stderr
+    assert status(run) == "complete"
+    assert resumed_at(run, killed_rows, 6) == 2
+    check_world(base, before)
+
+
+def test_sigkill_during_backup_metadata_write_then_resume(base, tmp_path):
+    """Killed while BackupAndRestore rewrites training_metadata.json after epoch 3 (emptied,
+    not yet written): `train --resume` continues from epoch 2 or 3, not from epoch 0."""
+    before = store_files(base)
+    where = kill_at_injected_fault(base, tmp_path, "truncate-open",
+                                   r"backup/training_metadata\.json$",
+                                   "train", "-q", "-c", SMOKE, *SIX, skip=2)
+    run = where.parent.parent
+    killed_rows = history_rows(run)
+    assert killed_rows == 3 and (run / "backup" / "training_metadata.json").read_text() == ""
+    check_world(base, before)
+    invoke("train", "-q", "-c", SMOKE, *SIX, "--resume")
+    assert status(run) == "complete"
+    assert resumed_at(run, killed_rows, 6) in (2, 3)
+    check_world(base, before)
+
+
+def test_sigkill_during_checkpoint_write_then_resume(base, tmp_path):
+    """Killed while ModelCheckpoint writes checkpoints/best.keras (here in the only epoch):
+    `train --resume` must finish the run or fail with a message, never a traceback."""
+    before = store_files(base)
+    args = ["train", "-q", "-c", SMOKE, "--set", "train.epochs=1"]
+    where = kill_at_injected_fault(base, tmp_path, "truncate-save", r"checkpoints/best\.keras$",
+                                   *args)
+    run = where.parent.parent
+    assert status(run) == "incomplete"
+    check_world(base, before)
+    result = invoke(*args, "--resume", code=None)
+    assert result.exit_code == 0, f"{result.stderr}\n{result.exception!r}"
+    assert status(run) == "complete"
+    check_world(base, before)
+
+
+# --------------------------------------------------------------------------- two at once
+
+
+def test_two_runs_same_name_one_exits_75(base):
+    """Two `stockrnn run` of the same run name started together: one runs, one exits 75 at once
+    naming the holder's pid; nothing is corrupted."""
+    before_runs = set(run_dirs(base))
+    procs = [spawn(base, "run", "-c", SMOKE) for _ in range(2)]
+    results = [(p, *p.communicate(timeout=300)) for p in procs]
+    codes = sorted(p.returncode for p, _, _ in results)
+    assert codes == [0, 75], [(p.returncode, err[-2000:]) for p, _, err in results]
+    (winner, w_out, _), = [r for r in results if r[0].returncode == 0]
+    (loser, l_out, l_err), = [r for r in results if r[0].returncode == 75]
+    assert "another stockrnn run holds" in l_err and f"pid {winner.pid}," in l_err, l_err
+    assert re.search(r"^Error: another stockrnn run holds \S*runs/smoke/\.lock \(pid \d+, "
+                     r"started \d{4}-\d\d-\d\dT", l_err, re.M), l_err
+    assert "Traceback" not in l_err and l_out == ""
+    new = set(run_dirs(base)) - before_runs
+    assert len(new) == 1, new  # the loser created nothing
+    run = new.pop()
+    assert Path(w_out.strip().splitlines()[-1]).resolve() == run.resolve()
+    assert runs.latest(base / "runs", "smoke").path == run
+    check_world(base, allow_temp=False)
+
+
+def test_second_run_with_wait_waits_and_succeeds(base):
+    """With --wait the second run waits for the first to finish, then runs in its own folder."""
+    first = spawn(base, "run", "-c", SMOKE)
+    info = base / "runs" / "smoke" / ".lock.info"
+    wait_for(lambda: info.exists() and f'"pid": {first.pid}' in info.read_text(), first,
+             what="the first run to take the lock")
+    second = spawn(base, "run", "-c", SMOKE, "--wait", "300")
+    out1, err1 = first.communicate(timeout=300)
+    out2, err2 = second.communicate(timeout=300)
+    assert (first.returncode, second.returncode) == (0, 0), (err1[-2000:], err2[-2000:])
+    run1 = base / out1.strip().splitlines()[-1]
+    run2 = base / out2.strip().splitlines()[-1]
+    assert run1.resolve() != run2.resolve()
+    m1 = json.loads((run1 / "meta.json").read_text())
+    m2 = json.loads((run2 / "meta.json").read_text())
+    assert m2["created"] >= m1["finished"], (m1, m2)  # it really waited
+    assert runs.latest(base / "runs", "smoke").path.resolve() == run2.resolve()
+    check_world(base, allow_temp=False)
+
+
+# --------------------------------------------------------------------------- disk full
+
+
+def enospc(path) -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def test_disk_full_while_writing_store_csv(base, monkeypatch):
+    """ENOSPC half-way through the store's CSV: exit 1, `Error:`, old files intact, no temps."""
+    before = store_files(base)
+    real = pd.DataFrame.to_csv
+
+    def full(self, path_or_buf=None, *a, **k):
+        if isinstance(path_or_buf, str | os.PathLike) and ".GOOG_1d.csv." in str(path_or_buf):
+            Path(path_or_buf).write_text(real(self, None, *a, **k)[:5000])
+            raise enospc(path_or_buf)
+        return real(self, path_or_buf, *a, **k)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    result = invoke("fetch", "GOOG", "--source", "sample", "--full", code=1)
+    assert re.match(r"^Error: .*No space left on device", result.stderr), result.stderr
+    assert "Traceback" not in result.output
+    assert store_files(base) == before
+    check_world(base, before, allow_temp=False)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG (data/store.py): Store.write replaces the CSV before it writes the JSON sidecar; when "
+    "the sidecar write fails the fetch exits 1 but the CSV has already changed (README: 'a "
+    "failed fetch leaves the stored files byte-for-byte unchanged')"))
+def test_disk_full_while_writing_store_sidecar(base, monkeypatch):
+    """ENOSPC on the JSON sidecar, after the CSV is written: the failed fetch must leave the
+    stored files byte-for-byte unchanged."""
+    before = store_files(base)
+    real = Path.write_bytes
+
+    def full(self, data):
+        if self.name.startswith(".GOOG_1d.json."):
+            real(self, data[:20])
+            raise enospc(self)
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    result = invoke("fetch", "GOOG", "--source", "sample", "--full", code=1)
+    assert re.match(r"^Error: .*No space left on device", result.stderr), result.stderr
+    assert temp_files(base) == []
+    assert store_files(base) == before
+
+
+def test_disk_full_while_saving_model(base, monkeypatch):
+    """ENOSPC while Keras writes model.keras: exit 1 with `Error: cannot write ...model.keras`,
+    no temp file, the run incomplete, latest unchanged; the next run succeeds."""
+    from stockrnn.backend import use
+
+    keras = use()
+    before = store_files(base)
+    old = runs.latest(base / "runs", "smoke").path
+    real = keras.Model.save
+
+    def full(self, filepath, *a, **k):
+        if ".model.keras." in str(filepath):
+            Path(filepath).write_bytes(b"PK\x03\x04 half a zip")
+            raise enospc(filepath)
+        return real(self, filepath, *a, **k)
+
+    monkeypatch.setattr(keras.Model, "save", full)
+    result = invoke("train", "-q", "-c", SMOKE, code=1)
+    assert re.search(r"^Error: cannot write \S+/model\.keras: No space left on device$",
+                     result.stderr, re.M), result.stderr
+    assert "Traceback" not in result.output
+    run = newest_run(base)
+    assert run != old and not (run / "model.keras").exists()
+    assert status(run) == "incomplete"
+    assert "No space left" in json.loads((run / "meta.json").read_text()).get("error", "")
+    assert runs.latest(base / "runs", "smoke").path == old
+    check_world(base, before, allow_temp=False)
+    monkeypatch.setattr(keras.Model, "save", real)
+    invoke("train", "-q", "-c", SMOKE, "--resume")
+    assert status(run) == "complete"
+    check_world(base, before, allow_temp=False)
+
+
+# --------------------------------------------------------------------------- read-only
+
+
+def test_read_only_data_dir(base, monkeypatch):
+    """A data dir that cannot be written: exit 1 with a message naming it, no traceback, the
+    stored files unchanged. As root (permissions ignored) the denial is simulated at the
+    temp-file creation every store write goes through."""
+    data = base / "data"
+    before = store_files(base)
+    data.chmod(0o555)
+    try:
+        simulated = os.access(data, os.W_OK)
+        if simulated:  # root: chmod does not stop us, so deny the way the kernel would
+            real = tempfile.mkstemp
+
+            def denied(*a, dir=None, **k):
+                if dir is not None and Path(dir).resolve() == data.resolve():
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES),
+                                          str(Path(dir) / "tmpXXXX"))
+                return real(*a, dir=dir, **k)
+
+            monkeypatch.setattr(tempfile, "mkstemp", denied)
+        result = invoke("fetch", "GOOG", "--source", "sample", "--full", code=1)
+    finally:
+        data.chmod(0o755)
+    assert result.stderr == f"Error: cannot write {data / 'GOOG_1d.csv'}: Permission denied\n", \
+        result.stderr
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    assert store_files(base) == before
+    check_world(base, before, allow_temp=False)
