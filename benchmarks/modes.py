@@ -1,0 +1,45 @@
+"""What each mode measures: ``--tiny`` (seconds, for the test), ``--quick`` (make bench), full."""
+
+from __future__ import annotations
+
+import dataclasses
+
+FAMILIES = ("simple_rnn", "lstm", "gru", "conv1d")
+BACKENDS = ("tensorflow", "jax")
+DATASETS = ("sample", "random_walk", "ar1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    name: str
+    # speed: the reference recipe vs stockrnn
+    speed_families: tuple[str, ...] = FAMILIES
+    speed_backends: tuple[str, ...] = BACKENDS
+    speed_epochs: int = 12
+    speed_repeats: int = 1
+    # command line
+    help_runs: int = 5
+    smoke_runs: int = 1          # 0 = skip `stockrnn run` / `predict` / train RSS
+    # prepare: rows -> timing repeats
+    prepare_rows: tuple[tuple[int, int], ...] = ((10_000, 5), (100_000, 3), (1_000_000, 2))
+    # quality: default configs (epochs/patience from configs/ unless overridden)
+    quality_families: tuple[str, ...] = FAMILIES
+    quality_datasets: tuple[str, ...] = DATASETS
+    quality_seeds: tuple[int, ...] = (42,)
+    quality_overrides: tuple[str, ...] = ()
+    synthetic_rows: int = 2000
+
+
+TINY = Mode("tiny", speed_families=("conv1d",), speed_backends=("tensorflow",), speed_epochs=4,
+            help_runs=2, smoke_runs=0, prepare_rows=((10_000, 2),),
+            quality_families=("conv1d",), quality_datasets=("random_walk",),
+            quality_overrides=("train.epochs=3", "train.early_stopping.patience=3"),
+            synthetic_rows=600)
+QUICK = Mode("quick", speed_repeats=2)
+FULL = Mode("full", speed_epochs=30, speed_repeats=3, help_runs=10, smoke_runs=3,
+            prepare_rows=((10_000, 10), (100_000, 5), (1_000_000, 3)),
+            quality_seeds=(42, 43, 44))
+
+
+def pick(quick: bool, tiny: bool) -> Mode:
+    return TINY if tiny else QUICK if quick else FULL

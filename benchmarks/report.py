@@ -1,0 +1,218 @@
+"""Render the results as Markdown and write benchmarks.md / benchmarks.json atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+NONE = "–"
+
+
+def num(v, spec: str = ".2f", suffix: str = "") -> str:
+    return NONE if not isinstance(v, int | float) else f"{v:{spec}}{suffix}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+
+
+def render(res: dict) -> str:
+    m, v = res["machine"], res["versions"]
+    out = [f"# stockrnn benchmarks ({res['mode']} mode)", "",
+           f"`{res['command']}` on {m['date']}, {num(res.get('elapsed_seconds'), '.0f')} s in "
+           f"all. Load average at start {_load(m)}, at end {_load(res.get('machine_end', {}))} "
+           f"(other processes on the machine make every timing noisier and slower).", "",
+           "## Machine", "",
+           *table(["CPU", "cores (usable)", "RAM", "OS"],
+                  [[m["cpu_model"], f"{m['cores']} ({m['usable_cores']})",
+                    f"{num(m['ram_gib'], '.1f')} GiB", m["os"]]]), "",
+           "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()), ""]
+    for title, section, fn in (("Speed: stockrnn vs the lectures' recipe", "speed", _speed),
+                               ("Command line", "commands", _commands),
+                               ("prepare: dataset.build", "prepare", _prepare),
+                               ("Forecast quality (default configs, test split)", "quality",
+                                _quality)):
+        out += [f"## {title}", ""]
+        data = res.get(section)
+        if data is None:
+            out += ["Not run.", ""]
+        elif "error" in data:
+            out += [f"**ERROR**: {data['error']}", ""]
+        else:
+            out += fn(data) + [""]
+    out += ["## Targets", ""] + _targets(res.get("targets", []))
+    if res.get("errors"):
+        out += ["", "## Errors", "", "Measurements that crashed (a bug to fix, not a miss):", "",
+                *[f"- {e}" for e in res["errors"]]]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _load(m: dict) -> str:
+    la = m.get("load_average")
+    return "/".join(f"{x:.2f}" for x in la) if la else NONE
+
+
+def _speed(s: dict) -> list[str]:
+    out = [f"Same data (bundled GOOG sample, closing prices), look_back {s['look_back']}, "
+           f"batch {s['batch_size']}, 70/15/15 split, {s['epochs']} epochs, early stopping off "
+           f"(patience = epochs), {s['repeats']} repeat(s) (medians). Reference: the lectures' "
+           "recipe (Python-loop windows, MinMaxScaler on the train split, `keras.Sequential`, "
+           "`compile('adam', 'mae')`, `fit(X, y, validation_data=..., batch_size=32)`). "
+           "stockrnn: `pipeline.train` with configs/<family>.yaml (log-return target, "
+           "standard scaler, cached tf.data + steps_per_execution on TensorFlow). "
+           f"ms/epoch: median of epochs after the first {s['warmup_epochs']} (begin to end "
+           "of epoch, validation included). Each implementation and backend runs in its own "
+           "process. Targets: stockrnn on TensorFlow <= 0.6x, on JAX <= 0.2x the TensorFlow "
+           "reference.", ""]
+    for backend, res in s["backends"].items():
+        if "skipped" in res:
+            out += [f"**{backend}**: skipped ({res['skipped']}).", ""]
+    rows_ms, rows_wall = [], []
+    for r in s["ratios"]:
+        b, f = r["backend"], r["family"]
+        ref, stk = s["backends"][b]["reference"].get(f, {}), s["backends"][b]["stockrnn"].get(f, {})
+        err = "; ".join(x["error"] for x in (ref, stk) if "error" in x)
+        c_ms, c_wall = r["checks"]
+        rows_ms.append([f, b, num(stk.get("parameters"), "d"),
+                        num(ref.get("steady_ms_per_epoch"), ".1f"),
+                        num(stk.get("steady_ms_per_epoch"), ".1f"),
+                        num(stk.get("no_callbacks_ms_per_epoch"), ".1f"),
+                        num(r["steady_ms_per_epoch_vs_same_backend"], ".3f", "x"),
+                        num(r["steady_ms_per_epoch_vs_tf_reference"], ".3f", "x"),
+                        c_ms["target"], _status(c_ms) + (f" ({err})" if err else "")])
+        rows_wall.append([f, b, num(ref.get("first_epoch_seconds")), num(ref.get("fit_seconds")),
+                          num(ref.get("total_seconds")), num(stk.get("first_epoch_seconds")),
+                          num(stk.get("fit_seconds")), num(stk.get("total_seconds")),
+                          num(r["fit_seconds_vs_same_backend"], ".3f", "x"),
+                          num(r["fit_seconds_vs_tf_reference"], ".3f", "x"),
+                          c_wall["target"], _status(c_wall)])
+    out += ["Steady-state time per epoch (ms). \"stockrnn, no callbacks\" is a diagnostic: "
+            "stockrnn's model, compile settings and input pipeline fitted without its "
+            "checkpoint/backup/CSV/log callbacks (not a target; the difference is their cost):",
+            "",
+            *table(["family", "backend", "params", "reference", "stockrnn",
+                    "stockrnn, no callbacks",
+                    "stockrnn / same-backend ref", "stockrnn / TF ref", "target", "status"],
+                   rows_ms), "",
+            "Train wall time (s). Reference total = windows + scaling + model + fit; stockrnn "
+            "total = `pipeline.train` (load, windows, fit with checkpoints, model save, "
+            "conformal intervals, loss plot). The 1st epoch includes tracing (TensorFlow) or "
+            "XLA compilation (JAX), which dominates the fit time of a short run:", "",
+            *table(["family", "backend", "ref 1st epoch", "ref fit", "ref total",
+                    "stockrnn 1st epoch", "stockrnn fit", "stockrnn total", "fit / same-backend ref", "fit / TF ref", "target",
+                    "status"], rows_wall)]
+    return out
+
+
+def _commands(c: dict) -> list[str]:
+    rows = []
+    for key in ("help", "run", "predict", "train"):
+        r = c.get(key, {})
+        if "skipped" in r:
+            rows.append([key, r["skipped"], NONE, NONE, NONE, NONE])
+            continue
+        note = f" ({r['error']})" if "error" in r else ""
+        check = r.get("check")
+        rows.append([f"`{r.get('command', key)}`", len(r.get("runs", [])),
+                     num(r.get("median_seconds"), ".3f"), num(r.get("max_rss_mib"), ".0f"),
+                     check["target"] + " s" if check else NONE,
+                     (_status(check) if check else NONE) + note])
+    return ["Each command a fresh process in an empty folder (`run` fetches the sample into "
+            "./data); wall time is the median of the runs, peak RSS the largest "
+            "(getrusage of the command's process tree).", "",
+            *table(["command", "runs", "median s", "peak RSS MiB", "target", "status"], rows)]
+
+
+def _prepare(p: dict) -> list[str]:
+    rows, views = [], set()
+    for n, r in p["rows"].items():
+        if "error" in r:
+            rows.append([n, f"ERROR: {r['error']}"] + [NONE] * 9)
+            continue
+        views.add(all(r["windows_are_views"].values()))
+        rows.append([f"{int(n):,}", f"{r['windows']:,}", num(r["build_seconds"], ".3f"),
+                     num(r.get("warm_build_seconds"), ".3f"), num(r["materialise_seconds"], ".3f"),
+                     num(r["window_array_mib"], ".1f"), num(r["build_peak_mib"], ".1f"),
+                     num(r["build_and_materialise_peak_mib"], ".1f"),
+                     num(r["peak_over_window_array"], ".2f", "x"), num(r["rss_growth_mib"], ".0f")])
+    said = ("`build` returns strided views: the windows are **not** materialised by build"
+            if views == {True} else "`build` returned materialised (owning) window arrays"
+            if views == {False} else "window materialisation differs between sizes")
+    return [f"Synthetic random walk (Close only), look_back {p['look_back']}, default config. "
+            f"{said}; training materialises them (`np.ascontiguousarray`), so memory is "
+            "checked on build + materialise against the window array "
+            "(rows x look_back x features x 4 bytes). First build = a fresh process's first "
+            "call (pays the sklearn import); warm = median of the later calls. Peak memory "
+            "by tracemalloc; RSS growth = the process's peak RSS increase over the whole "
+            "measurement. Targets: first build <= 2 s at 10^6 rows; peak <= 2x the window "
+            "array.", "",
+            *table(["rows", "windows", "first build s", "warm build s", "materialise s",
+                    "window array MiB", "build peak MiB", "build+materialise peak MiB",
+                    "peak / array", "RSS growth MiB"], rows), "",
+            *[f"- {c['name']}: {num(c['value'], '.3f')} (target {c['target']}): "
+              f"{_status(c)}" for c in p["checks"]]]
+
+
+def _quality(q: dict) -> list[str]:
+    rows = []
+    for r in q["table"]:
+        err = f" ({'; '.join(r['errors'])})" if r.get("errors") else ""
+        goal = {"random_walk": "0.97..1.03", "ar1": "within 5% of oracle",
+                "sample": "<= 1.00"}[r["dataset"]]
+        rows.append([r["dataset"], r["family"], num(r.get("n"), "d"), num(r.get("mase"), ".4f"),
+                     num(r.get("oracle_mase"), ".4f"), num(r.get("mase_over_oracle"), ".3f"),
+                     num(_pct(r.get("directional_accuracy")), ".1f", "%"),
+                     num(_pct(r.get("oracle_directional_accuracy")), ".1f", "%"),
+                     goal, _status(r) + err])
+    extra = f" with overrides {', '.join(q['overrides'])}" if q.get("overrides") else ""
+    return [f"configs/<family>.yaml as shipped{extra}; `pipeline.train` then "
+            f"`pipeline.evaluate` on the test split; seeds {q['seeds']} (mean over seeds). "
+            f"Data: the GOOG sample; a random walk of {q['synthetic_rows']} bars (log price, "
+            f"fixed seed; persistence is optimal, MASE ~1 expected); AR(1) log returns, "
+            f"phi {q['ar1_phi']}, {q['synthetic_rows']} bars, with the oracle "
+            "P_t·exp(phi·r_t) scored on the same test points. MASE = MAE / persistence MAE.",
+            "", *table(["data", "family", "n", "MASE", "oracle MASE", "MASE / oracle",
+                        "direction", "oracle direction", "target", "status"], rows)]
+
+
+def _pct(v):
+    return None if v is None else 100 * v
+
+
+def _status(check: dict) -> str:
+    return check["status"] if check["status"] == "PASS" else f"**{check['status']}**"
+
+
+def _targets(checks: list[dict]) -> list[str]:
+    if not checks:
+        return ["No targets were checked."]
+    passed = sum(c["status"] == "PASS" for c in checks)
+    return [f"{passed} of {len(checks)} targets pass; {len(checks) - passed} miss.", "",
+            *table(["target", "value", "goal", "status"],
+                   [[c["name"], num(c["value"], ".3f"), c["target"], _status(c)]
+                    for c in checks])]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write(res: dict, out_dir: Path) -> tuple[Path, Path]:
+    md, js = out_dir / "benchmarks.md", out_dir / "benchmarks.json"
+    write_atomic(js, json.dumps(res, indent=2, default=str) + "\n")
+    write_atomic(md, render(res))
+    return md, js

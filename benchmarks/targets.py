@@ -1,0 +1,34 @@
+"""Targets and their PASS/MISS verdicts (a missing figure is a MISS too, never hidden)."""
+
+from __future__ import annotations
+
+import math
+
+SPEED_TF = 0.6          # stockrnn on TensorFlow / reference on TensorFlow, at most
+SPEED_JAX = 0.2         # stockrnn on JAX / reference on TensorFlow, at most
+HELP_SECONDS = 0.5
+SMOKE_RUN_SECONDS = 30.0
+PREPARE_SECONDS_1M = 2.0
+PREPARE_MEMORY_FACTOR = 2.0   # peak memory / window array bytes, at most
+RANDOM_WALK_MASE = (0.97, 1.03)
+AR1_ORACLE_TOLERANCE = 0.05   # |model MASE / oracle MASE - 1|, at most
+SAMPLE_MASE = 1.00
+
+
+def check(name: str, value: float | None, *, at_most: float | None = None,
+          between: tuple[float, float] | None = None, text: str | None = None) -> dict:
+    """One verdict: ``{"name", "value", "target", "status"}``."""
+    if at_most is not None:
+        target = text or f"<= {at_most:g}"
+        ok = _finite(value) and value <= at_most
+    elif between is not None:
+        target = text or f"{between[0]:g}..{between[1]:g}"
+        ok = _finite(value) and between[0] <= value <= between[1]
+    else:
+        raise ValueError("check needs at_most or between")
+    status = "PASS" if ok else ("MISS" if _finite(value) else "MISS (no figure)")
+    return {"name": name, "value": value, "target": target, "status": status}
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
