@@ -82,5 +82,18 @@ def write_json(target: str | os.PathLike, obj: object) -> None:
 
 def write_with(target: str | os.PathLike, writer: Callable[[Path], None], suffix: str = "") -> None:
     """Call ``writer(tmp_path)`` and move the result over ``target`` atomically."""
-    with atomic_path(target, suffix=suffix) as tmp:
-        writer(tmp)
+    write_all([(target, writer)], suffix=suffix)
+
+
+def write_all(pairs: list[tuple[str | os.PathLike, Callable[[Path], None]]],
+              suffix: str = "") -> None:
+    """Write every ``(target, writer)`` pair to its temp file first, then move them into place
+    in the order given. A failed write (disk full) changes none of the targets; only a kill
+    between two renames can leave the earlier targets new and the later ones old."""
+    with contextlib.ExitStack() as stack:
+        # ExitStack leaves the contexts last-in first-out: enter them in reverse so the
+        # renames happen in the order given.
+        temps = {i: stack.enter_context(atomic_path(target, suffix=suffix))
+                 for i, (target, _) in reversed(list(enumerate(pairs)))}
+        for i, (_, writer) in enumerate(pairs):
+            writer(temps[i])

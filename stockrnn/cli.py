@@ -298,9 +298,9 @@ def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, k
     summary = {"stages": [], "run_dir": None}
     try:
         cfg = load(config_path, overrides)
-        summary = workflow.run_all(cfg, resume=resume, allow_stale=allow_stale, steps=steps,
-                                   wait=wait, keep=keep, on_stage=echo_stage,
-                                   progress=progress_mode(quiet or ctx.obj.get("quiet")))
+        workflow.run_all(cfg, resume=resume, allow_stale=allow_stale, steps=steps,
+                         wait=wait, keep=keep, on_stage=echo_stage, summary=summary,
+                         progress=progress_mode(quiet or ctx.obj.get("quiet")))
         if not as_json:
             click.echo(summary["run_dir"])
         gate(summary.pop("result"), max_mase)
@@ -319,7 +319,7 @@ def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, k
 @click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
               help="Compare every complete run under this folder [default: ./runs].")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)
+              show_default=True, help="Output format of the leaderboard.")
 def compare(run_refs, runs_dir, fmt):
     """Leaderboard of runs: model, data, look_back, epochs, test MAE, MASE, direction, time."""
     from stockrnn import leaderboard

@@ -191,13 +191,7 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str
             raise ConfigError(f"{name}: no such config file") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{name}: cannot read: {exc}") from None
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}: " if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ConfigError(f"{name}: {where}YAML syntax error: {problem}") from None
+        raw = _parse_yaml(text, name)
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
@@ -207,15 +201,50 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str
     return validate_config(raw, name)
 
 
+# What PyYAML raises besides YAMLError: bad explicit tags (``!!int abc``) and impossible dates
+# (``2020-02-30``) raise ValueError/TypeError/KeyError/AttributeError; deep nesting recurses.
+YAML_FAILURES = (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError, RecursionError)
+
+
+def _parse_yaml(text: str, name: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{name}: {where}YAML syntax error: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{name}: YAML nested too deeply") from None
+    except YAML_FAILURES as exc:
+        raise ConfigError(f"{name}: YAML value error: {exc}") from None
+
+
+def _plain(node: Any, name: str, seen: tuple[int, ...] = ()) -> Any:
+    """A deep copy of YAML data with string keys (a date key becomes its text, then an unknown
+    key), refusing an alias that contains itself."""
+    if isinstance(node, dict | list):
+        if id(node) in seen:
+            raise ConfigError(f"{name}: a YAML alias refers to itself")
+        seen = (*seen, id(node))
+        if isinstance(node, list):
+            return [_plain(v, name, seen) for v in node]
+        return {str(k): _plain(v, name, seen) for k, v in node.items()}
+    return node
+
+
 def apply_overrides(raw: dict, overrides, name: str) -> dict:
-    out = json.loads(json.dumps(raw, default=str))  # deep copy of plain data
+    try:
+        out = _plain(raw, name)
+    except RecursionError:
+        raise ConfigError(f"{name}: YAML nested too deeply") from None
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected section.key=value")
         try:
             parsed = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
+        except YAML_FAILURES:  # not YAML: the text itself, for validation to judge
             parsed = value
         node = out
         parts = key.strip().split(".")

@@ -59,9 +59,7 @@ def option_cases():
         for p in cmd.params:
             if isinstance(p, click.Option):
                 name = f"{' '.join(path) or 'stockrnn'} {p.opts[-1]}"
-                marks = [pytest.mark.xfail(strict=True, reason="cli.py: compare's --format has "
-                                           "no help= text")] if name == "compare --format" else []
-                yield pytest.param(p, id=name, marks=marks)
+                yield pytest.param(p, id=name)
 
 
 @pytest.mark.parametrize("param", option_cases())

@@ -348,10 +348,6 @@ def test_sigkill_during_fetch(base):
     check_world(base)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (data/store.py): Store.write renames the CSV, then the JSON sidecar; killed in "
-    "between, the sidecar keeps the old rows/last, and the next fetch says 'up to date' "
-    "without rewriting it, so it stays wrong"))
 def test_sigkill_between_store_csv_and_sidecar(base, tmp_path):
     """Killed after the new CSV is in place but before its JSON sidecar is: the CSV is valid,
     and the next fetch leaves CSV and sidecar agreeing."""
@@ -618,10 +614,6 @@ def test_disk_full_while_writing_store_csv(base, monkeypatch):
     check_world(base, before, allow_temp=False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (data/store.py): Store.write replaces the CSV before it writes the JSON sidecar; when "
-    "the sidecar write fails the fetch exits 1 but the CSV has already changed (README: 'a "
-    "failed fetch leaves the stored files byte-for-byte unchanged')"))
 def test_disk_full_while_writing_store_sidecar(base, monkeypatch):
     """ENOSPC on the JSON sidecar, after the CSV is written: the failed fetch must leave the
     stored files byte-for-byte unchanged."""

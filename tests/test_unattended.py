@@ -187,10 +187,6 @@ def test_run_json_quality_gate_failure(base):
     assert re.search(r"^Error: quality gate failed", result.stderr, re.M)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (cli.py run_cmd): on a stage failure --json prints the CLI's own empty summary "
-    "({'stages': [], 'run_dir': None}) instead of the stages that ran; fix: pass "
-    "summary=summary to workflow.run_all (which now fills it in place)"))
 def test_run_json_failure_in_a_stage(base):
     result = invoke("run", "-c", SMOKE, "--json", "--set", "window.look_back=5000", code=1)
     summary = json.loads(result.stdout)

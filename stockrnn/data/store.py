@@ -97,14 +97,25 @@ class Store:
         """Validate and atomically write ``df`` and its sidecar. Caller holds the lock."""
         path = self.path(ticker, interval)
         validate(df, f"{ticker} ({interval})")
-        atomic.write_with(path, lambda tmp: df.to_csv(tmp, index_label="Date"))
-        atomic.write_json(self.meta_path(ticker, interval), {
-            "ticker": ticker.upper(), "interval": interval, "source": source,
-            "first": str(df.index[0].date()), "last": str(df.index[-1].date()),
-            "rows": int(len(df)),
-            "fetched_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        })
+        sidecar = json.dumps(_describe(ticker, interval, df, source), indent=2) + "\n"
+        # Both temp files are written before either is renamed (a full disk changes nothing);
+        # the CSV goes first, and a sidecar left stale by a kill in between is rewritten by
+        # the next update (see _sync_sidecar).
+        atomic.write_all([
+            (path, lambda tmp: df.to_csv(tmp, index_label="Date")),
+            (self.meta_path(ticker, interval), lambda tmp: tmp.write_bytes(sidecar.encode())),
+        ])
         return path
+
+    def _sync_sidecar(self, ticker: str, interval: str, df: pd.DataFrame) -> None:
+        """Rewrite the sidecar when it does not describe the stored CSV. Caller holds the lock."""
+        meta = self.meta(ticker, interval)
+        want = _describe(ticker, interval, df, meta.get("source", "unknown"))
+        if any(meta.get(k) != want[k] for k in ("ticker", "interval", "first", "last", "rows")):
+            log.warning("%s: the sidecar did not match the stored prices; rewritten",
+                        self.meta_path(ticker, interval))
+            atomic.write_json(self.meta_path(ticker, interval),
+                              {**want, "fetched_at": meta.get("fetched_at", want["fetched_at"])})
 
     def update(self, source: Source, ticker: str, interval: str = "1d",
                start: dt.date | None = None, end: dt.date | None = None,
@@ -134,6 +145,7 @@ class Store:
                 merged = merged[merged.index >= pd.Timestamp(start)]
             added = len(merged) - len(old)
             if added == 0 and merged.equals(old):
+                self._sync_sidecar(ticker, interval, old)
                 return UpdateResult(ticker.upper(), interval, 0, len(old), old.index[0].date(),
                                     old.index[-1].date(), self.path(ticker, interval),
                                     up_to_date=True)
@@ -143,6 +155,13 @@ class Store:
         path = self.write(ticker, interval, df, source.name)
         return UpdateResult(ticker.upper(), interval, added, len(df), df.index[0].date(),
                             df.index[-1].date(), path, refetched=refetched)
+
+
+def _describe(ticker: str, interval: str, df: pd.DataFrame, source: str) -> dict:
+    return {"ticker": ticker.upper(), "interval": interval, "source": source,
+            "first": str(df.index[0].date()), "last": str(df.index[-1].date()),
+            "rows": int(len(df)),
+            "fetched_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
 def _adjustment_changed(old: pd.DataFrame, new: pd.DataFrame, tol: float = 5e-3) -> bool:
