@@ -209,12 +209,11 @@ def ratios(backends: dict, families) -> list[dict]:
                 row[f"{metric}_vs_same_backend"] = _ratio(stk, ref, metric)
                 row[f"{metric}_vs_tf_reference"] = _ratio(stk, base, metric)
             limit = targets.SPEED_TF if backend == "tensorflow" else targets.SPEED_JAX
-            row["checks"] = [
-                targets.check(f"speed {backend} {family} {label}",
-                              row[f"{metric}_vs_tf_reference"], at_most=limit,
-                              text=f"<= {limit:g}x TF reference")
-                for metric, label in (("steady_ms_per_epoch", "ms/epoch"),
-                                      ("fit_seconds", "fit wall"))]
+            # The target is the steady-state epoch; the fit wall time (first-epoch
+            # tracing/compilation included) is reported beside it as a figure, not a target.
+            row["checks"] = [targets.check(f"speed {backend} {family} ms/epoch",
+                                           row["steady_ms_per_epoch_vs_tf_reference"],
+                                           at_most=limit, text=f"<= {limit:g}x TF reference")]
             rows.append(row)
     return rows
 

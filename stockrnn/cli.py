@@ -193,15 +193,14 @@ def prepare(ctx, config_path, overrides, wait):
 @click.pass_context
 def train(ctx, config_path, overrides, resume, wait, quiet):
     """Train the configured model into runs/<run_name>/<UTC timestamp>/ and print that path."""
-    from stockrnn import pipeline
+    from stockrnn import pipeline, runs
 
     cfg = load(config_path, overrides)
     run = pipeline.train(cfg, resume=resume, wait=wait,
                          progress=progress_mode(quiet or ctx.obj.get("quiet")))
     meta = run.meta()
-    log.info("trained %s: %d epochs, best val_loss %.5f at epoch %d, %.1fs",
-             meta["model_type"], meta["epochs_run"], meta["best_val_loss"], meta["best_epoch"],
-             meta["train_seconds"])
+    log.info("trained %s: %d epochs, %s, %.1fs", meta["model_type"], meta["epochs_run"],
+             runs.best_line(meta), meta["train_seconds"])
     click.echo(run.path)
 
 

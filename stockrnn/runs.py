@@ -183,3 +183,11 @@ def prune(runs_dir: Path, name: str | None = None, keep: int | None = None,
             remove(run)
             removed.append(run)
     return removed
+
+
+def best_line(meta: dict) -> str:
+    """How training ended, in words: the best epoch, or that the untrained model was kept."""
+    if meta.get("best_epoch") == 0:
+        return (f"no epoch beat the untrained model (persistence) on validation, kept it "
+                f"(val_loss {meta['best_val_loss']:.5f})")
+    return f"best val_loss {meta['best_val_loss']:.5f} at epoch {meta['best_epoch']}"

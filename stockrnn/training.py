@@ -116,6 +116,12 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
                   steps_per_execution=train_cfg.steps_per_execution)
     run.checkpoints.mkdir(parents=True, exist_ok=True)
     best_path = run.checkpoints / "best.keras"
+    # The untrained model (zero output layer, see models.registry.head) is the starting point:
+    # an epoch is kept only if it beats it on validation, else the starting point is the model.
+    start_weights = model.get_weights()
+    start_loss = loss_of_zero(train_cfg.loss, va.y)
+    before = previous_best(run.history) if resume else None
+    threshold = start_loss if before is None else min(before, start_loss)
     # The backup goes last: at an epoch's end the checkpoint and history.csv are written before
     # the backup moves on, so a run killed in between repeats that epoch on --resume
     # (read_history keeps its last row) instead of leaving a hole in the history.
@@ -124,8 +130,7 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
                                       min_delta=train_cfg.early_stopping.min_delta,
                                       restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True,
-                                        initial_value_threshold=previous_best(run.history)
-                                        if resume else None),
+                                        initial_value_threshold=threshold),
         keras.callbacks.CSVLogger(str(run.history), append=resume),
         backup_and_restore(run.backup),
     ]
@@ -136,7 +141,14 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
     model.fit(**data, epochs=train_cfg.epochs, callbacks=callbacks,
               verbose=1 if progress == "bar" else 0)
     wall = time.perf_counter() - started
-    if best_path.exists():  # final = best epoch, also when training ran to the last epoch
+    history = read_history(run.history)
+    kept_start = not best_path.exists() and not float(history["val_loss"].min()) < start_loss
+    if kept_start:
+        log.warning("no epoch beat the untrained model (val_loss %.5f: the persistence forecast "
+                    "under the log_return target) on validation; keeping the untrained model",
+                    start_loss)
+        model.set_weights(start_weights)
+    elif best_path.exists():  # final = best epoch, also when training ran to the last epoch
         try:
             best = keras.models.load_model(best_path, compile=False)
             model.set_weights(best.get_weights())
@@ -145,12 +157,22 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
                         best_path, type(exc).__name__)
     atomic.write_with(run.model, lambda tmp: model.save(tmp), suffix=".keras")
 
-    history = read_history(run.history)
     return {"epochs_run": int(len(history)),
-            "best_epoch": int(history["val_loss"].idxmin()) + 1,
-            "best_val_loss": float(history["val_loss"].min()),
+            "best_epoch": 0 if kept_start else int(history["val_loss"].idxmin()) + 1,
+            "best_val_loss": start_loss if kept_start else float(history["val_loss"].min()),
+            "start_val_loss": start_loss,
             "train_seconds": round(wall, 3),
             "parameters": int(model.count_params())}
+
+
+def loss_of_zero(loss: str, y: np.ndarray) -> float:
+    """The training loss of predicting 0 for every target: the untrained model's val_loss."""
+    a = np.abs(np.asarray(y, dtype="float64"))
+    if loss == "mae":
+        return float(a.mean())
+    if loss == "mse":
+        return float((a ** 2).mean())
+    return float(np.where(a <= 1.0, 0.5 * a ** 2, a - 0.5).mean())  # Keras huber, delta 1
 
 
 def read_history(path: Path):

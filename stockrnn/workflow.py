@@ -41,9 +41,8 @@ def run_all(cfg: Config, *, resume: bool = False, allow_stale: bool = False,
         run = pipeline.train(cfg, resume=resume, wait=wait, progress=progress, lock=False)
         summary["run_dir"] = str(run.path)
         meta = run.meta()
-        stage("train", f"{meta['model_type']}: {meta['epochs_run']} epochs, best val_loss "
-              f"{meta['best_val_loss']:.5f} at epoch {meta['best_epoch']} "
-              f"({meta['train_seconds']:.1f}s)", t)
+        stage("train", f"{meta['model_type']}: {meta['epochs_run']} epochs, "
+              f"{runs.best_line(meta)} ({meta['train_seconds']:.1f}s)", t)
 
         t = time.perf_counter()
         _, result = pipeline.evaluate(str(run.path), "test")

@@ -40,6 +40,31 @@ def tiny(family: str, epochs: int, **extra) -> dict:
             **FAMILIES[family], **extra}
 
 
+# --------------------------------------------------------------------------- starting point
+
+
+def test_training_that_never_beats_the_untrained_model_keeps_it(walk, tmp_path):
+    """The output layer starts at zero, so the untrained model is the persistence forecast; when
+    no epoch beats it on validation (here: a learning rate that makes training diverge), the
+    run keeps it, says so, and scores exactly like persistence."""
+    run = train_csv(tmp_path, walk, run_name="diverges",
+                    **tiny("lstm", epochs=3, **{"train.learning_rate": 50.0}))
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["best_epoch"] == 0 and meta["best_val_loss"] == meta["start_val_loss"]
+    m = evaluate_json(run)
+    assert m["model"]["mae"] == pytest.approx(m["baselines"]["persistence"]["mae"], rel=1e-9)
+    assert m["model"]["mase"] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_an_epoch_that_beats_the_start_is_kept(tmp_path):
+    """On AR(1) returns training does beat the start: best_epoch >= 1, val_loss below it."""
+    prices = prices_from_returns(ar1_returns(1500, PHI, seed=5))
+    run = train_csv(tmp_path, prices, run_name="learns",
+                    **tiny("lstm", epochs=4, **{"train.learning_rate": 0.01}))
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["best_epoch"] >= 1 and meta["best_val_loss"] < meta["start_val_loss"]
+
+
 # --------------------------------------------------------------------------- random walk
 
 

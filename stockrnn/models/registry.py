@@ -29,7 +29,10 @@ def build_model(cfg: ModelConfig, input_shape: tuple[int, int], horizon: int):
 
 
 def head(keras, x, cfg: ModelConfig, horizon: int):
-    """Dense hidden layers then a linear output of ``horizon`` units."""
+    """Dense hidden layers then a linear output of ``horizon`` units, initialised at zero: an
+    untrained model predicts 0, which under the log_return target is exactly the persistence
+    forecast, so training starts from the baseline and has to earn every move away from it."""
     for i, units in enumerate(cfg.dense_units):
         x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
-    return keras.layers.Dense(horizon, name="forecast")(x)
+    return keras.layers.Dense(horizon, kernel_initializer="zeros", bias_initializer="zeros",
+                              name="forecast")(x)
