@@ -24,6 +24,20 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     ``suffix`` lets writers that insist on an extension (Keras wants ``.keras``) use the temp path.
     """
     target = Path(target)
+    tmp = _stage(target, suffix)
+    try:
+        try:
+            yield tmp
+        except OSError as exc:  # the writer's own failure (disk full) names the target too
+            _raise_cannot_write(target, exc)
+        _commit(tmp, target)
+    except BaseException:
+        _cleanup(tmp)
+        raise
+
+
+def _stage(target: Path, suffix: str) -> Path:
+    """An empty temp file beside ``target``."""
     try:  # a read-only or full folder: name the file being written, not the temp file
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + suffix,
@@ -31,19 +45,24 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     except OSError as exc:
         _raise_cannot_write(target, exc)
     os.close(fd)
-    tmp_path = Path(tmp)
+    return Path(tmp)
+
+
+def _sync(tmp: Path, target: Path) -> None:
     try:
-        yield tmp_path
-        with open(tmp_path, "rb") as fh:
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp_path, _mode_for(target))  # mkstemp makes 0o600 files
-        os.replace(tmp_path, target)
+        os.chmod(tmp, _mode_for(target))  # mkstemp makes 0o600 files
     except OSError as exc:
-        _cleanup(tmp_path)
         _raise_cannot_write(target, exc)
-    except BaseException:
-        _cleanup(tmp_path)
-        raise
+
+
+def _commit(tmp: Path, target: Path) -> None:
+    _sync(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:
+        _raise_cannot_write(target, exc)
 
 
 def _raise_cannot_write(target: Path, exc: OSError):
@@ -90,10 +109,19 @@ def write_all(pairs: list[tuple[str | os.PathLike, Callable[[Path], None]]],
     """Write every ``(target, writer)`` pair to its temp file first, then move them into place
     in the order given. A failed write (disk full) changes none of the targets; only a kill
     between two renames can leave the earlier targets new and the later ones old."""
-    with contextlib.ExitStack() as stack:
-        # ExitStack leaves the contexts last-in first-out: enter them in reverse so the
-        # renames happen in the order given.
-        temps = {i: stack.enter_context(atomic_path(target, suffix=suffix))
-                 for i, (target, _) in reversed(list(enumerate(pairs)))}
-        for i, (_, writer) in enumerate(pairs):
-            writer(temps[i])
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, writer in pairs:
+            target = Path(target)
+            staged.append((_stage(target, suffix), target))
+            try:
+                writer(staged[-1][0])
+            except OSError as exc:
+                _raise_cannot_write(target, exc)
+        for tmp, target in staged:
+            _sync(tmp, target)
+        for tmp, target in staged:
+            _commit(tmp, target)
+    finally:
+        for tmp, _ in staged:
+            _cleanup(tmp)  # nothing left behind on failure; a no-op for the renamed ones

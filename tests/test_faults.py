@@ -550,7 +550,10 @@ def test_two_runs_same_name_one_exits_75(base):
     """Two `stockrnn run` of the same run name started together: one runs, one exits 75 at once
     naming the holder's pid; nothing is corrupted."""
     before_runs = set(run_dirs(base))
-    procs = [spawn(base, "run", "-c", SMOKE) for _ in range(2)]
+    # long enough (20 epochs) that the later of the two reaches the lock while the other holds
+    # it, also on a loaded machine where one process imports much more slowly than the other
+    longer = ("--set", "train.epochs=20", "--set", "train.early_stopping.patience=20")
+    procs = [spawn(base, "run", "-c", SMOKE, *longer) for _ in range(2)]
     results = [(p, *p.communicate(timeout=300)) for p in procs]
     codes = sorted(p.returncode for p, _, _ in results)
     assert codes == [0, 75], [(p.returncode, err[-2000:]) for p, _, err in results]
