@@ -415,6 +415,39 @@ def run_batch(cfg, *, max_mase, resume, allow_stale, steps, keep, as_json, jobs,
 
 
 @cli.command(context_settings=CONTEXT)
+@config_options
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Number of trials [default: tune.trials in the config, 20].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@wait_option
+def tune(config_path, overrides, trials, as_json, wait):
+    """Search the config's tune: ranges with Optuna on validation loss only (the config as
+    written is trial 0), retrain the best as <run_name>-tuned and evaluate it on test once.
+    Writes trials.csv/json, best.yaml and summary.json; prints the tune directory last."""
+    import json
+
+    from stockrnn import tuning
+
+    cfg = load(config_path, overrides)
+
+    def done(row):
+        log.info("trial %d: val_loss %.5f (%s)", row["trial"], row["val_loss"],
+                 ", ".join(f"{k} {row[k]:g}" for k in cfg.tune.space))
+
+    summary = tuning.tune(cfg, trials, wait=wait, on_trial=done)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    click.echo(tuning.format_table(summary["results"], summary["best"]["trial"]), nl=False)
+    d, b, t = summary["default"], summary["best"], summary["test"]
+    click.echo(f"default val_loss {d['val_loss']:.5f}, best val_loss {b['val_loss']:.5f} "
+               f"(trial {b['trial']}) -> {summary['best_yaml']}")
+    click.echo(f"retrained {summary['run_dir']}: test MASE {t['mase']:.4f} (MAE {t['mae']:.4f} "
+               f"vs persistence {t['persistence_mae']:.4f})")
+    click.echo(summary["tune_dir"])
+
+
+@cli.command(context_settings=CONTEXT)
 @click.argument("run_refs", nargs=-1, metavar="[RUN]...")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
               help="Compare every complete run under this folder [default: ./runs].")

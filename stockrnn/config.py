@@ -146,6 +146,43 @@ class PathsConfig(Section):
     run_name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", description="Run name (default: model type).")
 
 
+IntRange = tuple[int, int]
+FloatRange = tuple[float, float]
+
+
+class TuneConfig(Section):
+    """``stockrnn tune``: the search space ([low, high], both inclusive; a key left out is not
+    tuned) and the number of trials."""
+
+    trials: int = Field(20, gt=0, le=10000, description="Trials (default for --trials).")
+    look_back: IntRange | None = Field(None, description="window.look_back range.")
+    units: IntRange | None = Field(None, description="model.units range (every layer).")
+    dropout: FloatRange | None = Field(None, description="model.dropout range.")
+    learning_rate: FloatRange | None = Field(None, description="train.learning_rate range (log).")
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        for key in ("look_back", "units", "dropout", "learning_rate"):
+            rng = getattr(self, key)
+            if rng is None:
+                continue
+            lo, hi = rng
+            if not lo <= hi:
+                raise KeyedValueError(f"tune.{key}", f"low ({lo}) must be <= high ({hi})")
+            ok = {"look_back": lo > 0, "units": lo > 0, "dropout": 0 <= lo and hi < 1,
+                  "learning_rate": lo > 0}[key]
+            if not ok:
+                raise KeyedValueError(f"tune.{key}", f"{list(rng)} is out of range "
+                                      "(look_back, units, learning_rate > 0; 0 <= dropout < 1)")
+        return self
+
+    @property
+    def space(self) -> dict:
+        """The tuned keys and their ranges."""
+        return {k: getattr(self, k) for k in ("look_back", "units", "dropout", "learning_rate")
+                if getattr(self, k) is not None}
+
+
 class Config(Section):
     data: DataConfig = DataConfig()
     window: WindowConfig = WindowConfig()
@@ -154,6 +191,7 @@ class Config(Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     paths: PathsConfig = PathsConfig()
+    tune: TuneConfig = TuneConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self):
