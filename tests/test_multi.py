@@ -184,3 +184,15 @@ def test_synthetic_series_are_seeded_and_named():
     assert abs(np.corrcoef(r[:-1], r[1:])[0, 1]) < 0.1
     with pytest.raises(DataError, match="RW<n>"):
         src.fetch("GOOG", None, None, "1d")
+
+
+def test_fetch_over_a_config(tmp_path):
+    result = invoke("fetch", "-c", MULTI, "--set", f"paths.data_dir={tmp_path / 'd'}")
+    lines = result.stdout.strip().splitlines()
+    assert [ln.split()[0] for ln in lines] == ["GOOG", "RW1", "RW2", "AR1"]
+    assert (tmp_path / "d" / "AR1_1d.csv").is_file() and (tmp_path / "d" / "GOOG_1d.csv").is_file()
+    result = invoke("fetch", "-c", MULTI, "--set", f"paths.data_dir={tmp_path / 'd'}",
+                    "--set", "data.tickers=[RW1, NOPE]", code=1)
+    assert "up to date" in result.stdout and "NOPE" in result.stderr
+    invoke("fetch", "GOOG", "-c", MULTI, code=2)  # TICKER arguments or --config
+    invoke("fetch", code=2)
