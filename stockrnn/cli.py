@@ -89,9 +89,9 @@ def _date(ctx, param, value):
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("tickers", nargs=-1, required=True)
-@click.option("--source", type=click.Choice(["yahoo", "csv", "sample"]), default="yahoo",
-              show_default=True, help="Where prices come from.")
+@click.argument("tickers", nargs=-1)
+@click.option("--source", type=click.Choice(["yahoo", "csv", "sample", "synthetic"]),
+              default="yahoo", show_default=True, help="Where prices come from.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="CSV file to read (with --source csv; implies it when given alone).")
 @click.option("--column", default=None, help="Name of the close-price column in the CSV.")
@@ -105,18 +105,30 @@ def _date(ctx, param, value):
 @click.option("--wait", type=float, default=0.0, show_default=True,
               help="Seconds to wait for another run's lock before exiting 75.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Fetch the config's ticker(s) from their configured sources instead.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a key of --config (repeatable).")
 @click.pass_context
 def fetch(ctx, tickers, source, csv_path, column, start, end, interval, data_dir, full, wait,
-          quiet):
+          quiet, config_path, overrides):
     """Download or import daily prices into the store (one file per ticker and interval).
 
     Incremental: only bars after the last stored date are fetched (one overlapping bar),
-    merged and de-duplicated. A failed fetch leaves the stored file unchanged.
+    merged and de-duplicated. A failed fetch leaves the stored file unchanged. With --config:
+    every ticker of the config (data.ticker, data.tickers or data.tickers_file), each from its
+    configured source, into the config's data dir.
     """
     from stockrnn.data.sources import INTERVALS, make_source
     from stockrnn.data.store import Store
     from stockrnn.errors import ConfigError
 
+    if config_path is not None or overrides:
+        if tickers:
+            raise ConfigError("give TICKER arguments or --config, not both")
+        return fetch_config(ctx, load(config_path, overrides), full, wait, quiet)
+    if not tickers:
+        raise click.UsageError("give one or more TICKER arguments, or --config FILE")
     if interval not in INTERVALS:
         raise ConfigError(f"unknown interval {interval!r}; valid: {', '.join(INTERVALS)}")
     if csv_path and source == "yahoo":
@@ -139,6 +151,34 @@ def fetch(ctx, tickers, source, csv_path, column, start, end, interval, data_dir
             click.echo(result.line())
     if failed:
         raise StockRNNError(f"{len(failed)} of {len(tickers)} tickers failed: {', '.join(failed)}")
+
+
+def fetch_config(ctx, cfg, full: bool, wait: float, quiet: bool) -> None:
+    """`fetch --config`: each ticker of the config from its own source; failures reported, the
+    others still fetched, exit 1 at the end."""
+    from stockrnn import batch
+    from stockrnn.data.sources import make_source
+    from stockrnn.data.store import Store
+
+    names = batch.tickers_of(cfg) if cfg.is_batch else [cfg.data.ticker]
+    store = Store(cfg.data_dir)
+    failed = []
+    for ticker in names:
+        d = (cfg.for_ticker(ticker) if cfg.is_batch else cfg).data
+        try:
+            src = make_source(d.source, csv_path=d.path, column=d.column,
+                              cache_dir=store.cache_dir)
+            result = store.update(src, ticker, d.interval, d.start, d.end, full=full, wait=wait)
+        except StockRNNError as exc:
+            if len(names) == 1 or exc.exit_code != 1:
+                raise
+            click.echo(f"Error: {ticker}: {exc}", err=True)
+            failed.append(ticker)
+            continue
+        if not (quiet or ctx.obj.get("quiet")):
+            click.echo(result.line())
+    if failed:
+        raise StockRNNError(f"{len(failed)} of {len(names)} tickers failed: {', '.join(failed)}")
 
 
 def config_options(f):
@@ -279,16 +319,30 @@ def predict(run_ref, runs_dir, steps, as_of, fmt, output, allow_stale):
               help="After success, keep only the newest N complete runs of this run name.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON summary object (stages, durations, run dir, metrics, exit code).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Multi-ticker configs: train this many tickers at once, in parallel processes.")
+@click.option("--allow-failures", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Multi-ticker configs: exit 0 when at most this many tickers failed.")
 @wait_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
 def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, keep, as_json,
-            wait, quiet):
+            jobs, allow_failures, wait, quiet):
     """The whole pipeline: fetch -> prepare -> train -> evaluate (test) -> predict, one line
-    per stage; the run directory is printed last."""
+    per stage; the run directory is printed last. With a multi-ticker config (data.tickers or
+    data.tickers_file): one run per ticker, a summary table, the batch directory printed last."""
     import json
 
     from stockrnn import workflow
+
+    try:
+        batch_cfg = load(config_path, overrides)
+    except StockRNNError:
+        batch_cfg = None  # reported below, the same way as for one ticker
+    if batch_cfg is not None and batch_cfg.is_batch:
+        return run_batch(batch_cfg, max_mase=max_mase, resume=resume, allow_stale=allow_stale,
+                         steps=steps, keep=keep, as_json=as_json, jobs=jobs,
+                         allow_failures=allow_failures, wait=wait)
 
     def echo_stage(name: str, line: str) -> None:
         if not as_json:
@@ -311,6 +365,86 @@ def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, k
     finally:
         if as_json:
             click.echo(json.dumps(summary, indent=2, default=str))
+
+
+def run_batch(cfg, *, max_mase, resume, allow_stale, steps, keep, as_json, jobs, allow_failures,
+              wait) -> None:
+    """`run` over a multi-ticker config: a line per finished ticker on stderr, the table and
+    the batch directory on stdout; exit 1 when more than --allow-failures tickers failed, 3
+    when a ticker that ran is above --max-mase."""
+    import json
+
+    from stockrnn import batch
+    from stockrnn.errors import QualityGateError
+
+    def done(row):
+        if row["status"] == "ok":
+            log.info("%s ok: test MASE %.4f (%.1fs)", row["ticker"], row["mase"], row["seconds"])
+
+    try:
+        summary = batch.run_batch(cfg, jobs=jobs, resume=resume, allow_stale=allow_stale,
+                                  steps=steps, wait=wait, keep=keep, on_ticker=done)
+    except StockRNNError as exc:  # before any ticker ran: lock held, unreadable tickers_file
+        if as_json:
+            click.echo(json.dumps({"status": "error", "exit_code": exc.exit_code,
+                                   "error": str(exc), "tickers": []}, indent=2))
+        raise
+    rows, failed = summary["tickers"], summary["failed"]
+    above = [r["ticker"] for r in rows if r["status"] == "ok" and max_mase is not None
+             and not r["mase"] <= max_mase]
+    error = None
+    if len(failed) > allow_failures:
+        error = StockRNNError(f"{len(failed)} of {len(rows)} tickers failed: {', '.join(failed)} "
+                              f"(--allow-failures {allow_failures}); see "
+                              f"{summary['batch_dir']}/summary.json")
+    elif above:
+        error = QualityGateError(f"quality gate failed: test MASE above --max-mase {max_mase:g} "
+                                 f"for {', '.join(above)} (see {summary['batch_dir']})")
+    if as_json:
+        summary.update(status="ok" if error is None else "error",
+                       exit_code=0 if error is None else error.exit_code,
+                       **({"error": str(error)} if error else {}))
+        click.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        click.echo(batch.format_table(rows), nl=False)
+        click.echo(f"{summary['ok']} ok, {len(failed)} failed in {summary['seconds']:.1f}s "
+                   f"({summary['jobs']} job(s)); summary: {summary['batch_dir']}/summary.json")
+        click.echo(summary["batch_dir"])
+    if error is not None:
+        raise error
+
+
+@cli.command(context_settings=CONTEXT)
+@config_options
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Number of trials [default: tune.trials in the config, 20].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@wait_option
+def tune(config_path, overrides, trials, as_json, wait):
+    """Search the config's tune: ranges with Optuna on validation loss only (the config as
+    written is trial 0), retrain the best as <run_name>-tuned and evaluate it on test once.
+    Writes trials.csv/json, best.yaml and summary.json; prints the tune directory last."""
+    import json
+
+    from stockrnn import tuning
+
+    cfg = load(config_path, overrides)
+
+    def done(row):
+        log.info("trial %d: val_loss %.5f (%s)", row["trial"], row["val_loss"],
+                 ", ".join(f"{k} {row[k]:g}" for k in cfg.tune.space))
+
+    summary = tuning.tune(cfg, trials, wait=wait, on_trial=done)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    click.echo(tuning.format_table(summary["results"], summary["best"]["trial"]), nl=False)
+    d, b, t = summary["default"], summary["best"], summary["test"]
+    click.echo(f"default val_loss {d['val_loss']:.5f}, best val_loss {b['val_loss']:.5f} "
+               f"(trial {b['trial']}) -> {summary['best_yaml']}")
+    click.echo(f"retrained {summary['run_dir']}: test MASE {t['mase']:.4f} (MAE {t['mae']:.4f} "
+               f"vs persistence {t['persistence_mae']:.4f})")
+    click.echo(summary["tune_dir"])
 
 
 @cli.command(context_settings=CONTEXT)

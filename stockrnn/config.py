@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from stockrnn.errors import ConfigError
 
 Column = Literal["Open", "High", "Low", "Close", "Volume"]
+SourceName = Literal["yahoo", "csv", "sample", "synthetic"]
 ModelType = Literal["simple_rnn", "lstm", "gru", "conv1d"]
 
 
@@ -36,8 +37,14 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    source: Literal["yahoo", "csv", "sample"] = Field("sample", description="Where prices come from.")
+    source: SourceName = Field("sample", description="Where prices come from.")
     ticker: str = Field("GOOG", min_length=1, description="Ticker symbol.")
+    tickers: tuple[str, ...] | None = Field(None, min_length=1,
+                                            description="Several tickers: one run per ticker.")
+    tickers_file: str | None = Field(None, min_length=1,
+                                     description="File with one ticker per line (# comments).")
+    sources: dict[str, SourceName] = Field(default_factory=dict,
+                                           description="Per-ticker source, overriding data.source.")
     path: str | None = Field(None, description="CSV file (source: csv).")
     column: str | None = Field(None, description="Close-price column name in the CSV.")
     start: dt.date | None = Field(None, description="First date used (inclusive).")
@@ -49,13 +56,28 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _check(self):
-        if self.source == "csv" and not self.path:
+        if "csv" in (self.source, *self.sources.values()) and not self.path:
             raise ValueError("data.path is required when data.source is csv")
+        if self.tickers is not None and self.tickers_file is not None:
+            raise ValueError("give data.tickers or data.tickers_file, not both")
+        if self.tickers is not None:
+            check_tickers(self.tickers, "data.tickers")
         if self.start and self.end and self.start >= self.end:
             raise ValueError(f"data.start ({self.start}) must be before data.end ({self.end})")
         if len(set(self.features)) != len(self.features):
             raise ValueError("data.features lists a column twice")
         return self
+
+
+def check_tickers(tickers, where: str) -> None:
+    """Raise ValueError for a blank, spaced or repeated ticker (case-insensitive)."""
+    seen = set()
+    for t in tickers:
+        if not t or not t.strip() or any(c.isspace() for c in t):
+            raise ValueError(f"{where}: {t!r} is not a ticker symbol")
+        if t.upper() in seen:
+            raise ValueError(f"{where}: {t} is listed twice")
+        seen.add(t.upper())
 
 
 class WindowConfig(Section):
@@ -124,6 +146,43 @@ class PathsConfig(Section):
     run_name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", description="Run name (default: model type).")
 
 
+IntRange = tuple[int, int]
+FloatRange = tuple[float, float]
+
+
+class TuneConfig(Section):
+    """``stockrnn tune``: the search space ([low, high], both inclusive; a key left out is not
+    tuned) and the number of trials."""
+
+    trials: int = Field(20, gt=0, le=10000, description="Trials (default for --trials).")
+    look_back: IntRange | None = Field(None, description="window.look_back range.")
+    units: IntRange | None = Field(None, description="model.units range (every layer).")
+    dropout: FloatRange | None = Field(None, description="model.dropout range.")
+    learning_rate: FloatRange | None = Field(None, description="train.learning_rate range (log).")
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        for key in ("look_back", "units", "dropout", "learning_rate"):
+            rng = getattr(self, key)
+            if rng is None:
+                continue
+            lo, hi = rng
+            if not lo <= hi:
+                raise KeyedValueError(f"tune.{key}", f"low ({lo}) must be <= high ({hi})")
+            ok = {"look_back": lo > 0, "units": lo > 0, "dropout": 0 <= lo and hi < 1,
+                  "learning_rate": lo > 0}[key]
+            if not ok:
+                raise KeyedValueError(f"tune.{key}", f"{list(rng)} is out of range "
+                                      "(look_back, units, learning_rate > 0; 0 <= dropout < 1)")
+        return self
+
+    @property
+    def space(self) -> dict:
+        """The tuned keys and their ranges."""
+        return {k: getattr(self, k) for k in ("look_back", "units", "dropout", "learning_rate")
+                if getattr(self, k) is not None}
+
+
 class Config(Section):
     data: DataConfig = DataConfig()
     window: WindowConfig = WindowConfig()
@@ -132,6 +191,7 @@ class Config(Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     paths: PathsConfig = PathsConfig()
+    tune: TuneConfig = TuneConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self):
@@ -162,6 +222,30 @@ class Config(Section):
         return self.paths.run_name or self.model.type
 
     @property
+    def is_batch(self) -> bool:
+        """Whether the config lists several tickers (data.tickers or data.tickers_file)."""
+        return self.data.tickers is not None or self.data.tickers_file is not None
+
+    def require_single(self, what: str) -> None:
+        """Raise ConfigError when a one-ticker command gets a multi-ticker config."""
+        if self.is_batch:
+            raise ConfigError(f"{what} works on one ticker; this config lists several "
+                              "(data.tickers / data.tickers_file): use `stockrnn run` for the "
+                              "batch, or pick one with --set data.tickers=null "
+                              "--set data.ticker=TICKER")
+
+    def for_ticker(self, ticker: str) -> Config:
+        """The one-ticker config of a batch member: data.ticker set, its source picked from
+        data.sources, and run name ``<run_name>-<TICKER>``."""
+        raw = self.to_dict()
+        d = raw["data"]
+        sources = {k.upper(): v for k, v in d.pop("sources").items()}
+        d.update(ticker=ticker, tickers=None, tickers_file=None, sources={},
+                 source=sources.get(ticker.upper(), d["source"]))
+        raw["paths"]["run_name"] = f"{self.run_name}-{ticker_slug(ticker)}"
+        return validate_config(raw, f"<{ticker}>")
+
+    @property
     def backend(self) -> str:
         return self.train.backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
 
@@ -176,6 +260,11 @@ class Config(Section):
         keys = ("data", "window", "split", "scaling")
         blob = json.dumps({k: self.to_dict()[k] for k in keys}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def ticker_slug(ticker: str) -> str:
+    """A ticker as a run-name part: letters, digits and ``._-`` (others become ``_``)."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in ticker.upper())
 
 
 # ---- loading ---------------------------------------------------------------------------------

@@ -12,8 +12,10 @@ COLUMNS = ("run", "model", "ticker", "look_back", "epochs", "test_mae", "mase",
 
 
 def collect(refs, runs_dir=None) -> list[dict]:
+    """Rows for the runs named by ``refs`` (run dirs, run names, or batch dirs: every run of
+    the batch), or for every complete run under the runs folder."""
     if refs:
-        found = [runs.resolve(r, runs_dir) for r in refs]
+        found = [run for r in refs for run in _expand(r, runs_dir)]
     else:
         found = [r for r in runs.list_runs(runs.runs_root(runs_dir)) if r.status == "complete"]
     if not found:
@@ -40,6 +42,30 @@ def collect(refs, runs_dir=None) -> list[dict]:
         rows.append(row)
     rows.sort(key=lambda r: (r["mase"] is None, r["mase"] or 0.0))
     return rows
+
+
+def _expand(ref: str, runs_dir) -> list[runs.RunDir]:
+    from stockrnn import batch
+
+    if not batch.is_batch_dir(ref):
+        return [runs.resolve(ref, runs_dir)]
+    rows = batch.read_summary(ref).get("tickers", [])
+    found = [_locate(ref, r["run_dir"]) for r in rows
+             if r.get("status") == "ok" and r.get("run_dir")]
+    if not found:
+        raise RunError(f"{ref}: the batch has no successful runs to compare")
+    return found
+
+
+def _locate(batch_dir: str, run_dir: str) -> runs.RunDir:
+    """A batch member's run dir as written (relative to where the batch ran), else found beside
+    the batch: ``<runs>/<name>/batch-X`` -> ``<runs>/<name>-<TICKER>/<stamp>``."""
+    from pathlib import Path
+
+    path = Path(run_dir)
+    if not path.is_dir():
+        path = Path(batch_dir).resolve().parent.parent.joinpath(*path.parts[-2:])
+    return runs.RunDir(path)
 
 
 def render(rows: list[dict], fmt: str) -> str:

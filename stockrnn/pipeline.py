@@ -35,6 +35,7 @@ def load_frame(cfg: Config, fetch_missing: bool = True, wait: float = 0.0) -> pd
 
 
 def prepare(cfg: Config, wait: float = 0.0) -> tuple[dataset.Dataset, str]:
+    cfg.require_single("prepare")
     frame = load_frame(cfg, wait=wait)
     ds = dataset.build(frame, cfg)
     with locking.hold(cfg.data_dir / ".stockrnn.lock", wait):
@@ -70,6 +71,7 @@ def train(cfg: Config, resume: bool = False, progress: str = "lines",
     from stockrnn import evaluation, plotting, training
     from stockrnn.backend import use
 
+    cfg.require_single("train")
     use(cfg.backend)
     root = cfg.runs_dir
     with locking.hold(run_lock(cfg), wait) if lock else contextlib.nullcontext():

@@ -20,6 +20,7 @@ def run_all(cfg: Config, *, resume: bool = False, allow_stale: bool = False,
             summary: dict | None = None) -> dict:
     """Run the pipeline; returns the summary. Pass ``summary`` (a dict) to have it filled in
     place, so the stages that finished are known also when a later stage raises."""
+    cfg.require_single("run_all")
     summary = {} if summary is None else summary
     summary.update(config=cfg.run_name, stages=[], run_dir=None)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -204,7 +205,43 @@ def flatten_columns(df: pd.DataFrame, ticker: str) -> pd.DataFrame:
     raise FetchError(f"unexpected columns from Yahoo Finance for {ticker}: {list(df.columns)[:6]}")
 
 
-SOURCES = ("yahoo", "csv", "sample")
+class SyntheticSource:
+    """Seeded synthetic daily series, offline: ``RW<n>`` is a driftless Gaussian random walk of
+    log prices, ``AR<n>`` has AR(1) log returns (phi 0.4); ``n`` is the seed. 1,500 business
+    days from 2015-01-05, starting at 100, daily log-return sd 1%. For demos and tests only."""
+
+    name = "synthetic"
+    incremental = False
+    ROWS, PHI, SIGMA = 1500, 0.4, 0.01
+    _PATTERN = re.compile(r"^(RW|AR)(\d{1,6})$")
+
+    def fetch(self, ticker, start, end, interval):
+        import numpy as np
+
+        m = self._PATTERN.match(ticker.upper())
+        if m is None:
+            raise DataError(f"the synthetic source has no {ticker!r}: use RW<n> (random walk) "
+                            "or AR<n> (AR(1) log returns), n = seed, e.g. RW1, AR2")
+        if interval != "1d":
+            raise DataError(f"synthetic series are daily; asked for interval {interval!r}")
+        kind, seed = m.group(1), int(m.group(2))
+        rng = np.random.default_rng(seed)
+        eps = rng.normal(0.0, self.SIGMA, self.ROWS - 1)
+        if kind == "AR":
+            r = np.empty_like(eps)
+            r[0] = eps[0] / np.sqrt(1 - self.PHI ** 2)
+            for t in range(1, len(eps)):
+                r[t] = self.PHI * r[t - 1] + eps[t]
+            eps = r
+        close = 100.0 * np.exp(np.concatenate([[0.0], np.cumsum(eps)]))
+        idx = pd.bdate_range("2015-01-05", periods=self.ROWS, name="Date")
+        df = clip(pd.DataFrame({"Close": close.round(6)}, index=idx), start, end)
+        if df.empty:
+            raise NoDataError(f"no rows for {ticker} between {start} and {end}")
+        return df
+
+
+SOURCES = ("yahoo", "csv", "sample", "synthetic")
 
 
 def make_source(name: str, *, csv_path: str | Path | None = None, column: str | None = None,
@@ -217,8 +254,11 @@ def make_source(name: str, *, csv_path: str | Path | None = None, column: str | 
         return CsvSource(csv_path, column)
     if name == "sample":
         return SampleSource(column)
+    if name == "synthetic":
+        return SyntheticSource()
     raise ConfigError(f"unknown source {name!r}; valid: {', '.join(SOURCES)}")
 
 
 __all__ = ["COLUMNS", "INTERVALS", "SOURCES", "CsvSource", "SampleSource", "Source",
+           "SyntheticSource",
            "YahooSource", "classify_error", "flatten_columns", "make_source"]
