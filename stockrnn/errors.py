@@ -27,6 +27,11 @@ class NoDataError(FetchError):
     """A source answered, but with no rows for the ticker."""
 
 
+class TickerMissingError(NoDataError):
+    """The source does not know the ticker (unknown or delisted), or could not say so because
+    it was unreachable: never read as "nothing new" for a ticker already stored."""
+
+
 class RunError(StockRNNError):
     """A run directory is missing, incomplete or unreadable (exit 1)."""
 

@@ -252,10 +252,21 @@ def test_changed_overlapping_bar_triggers_full_refetch(stored):
     assert df["Close"].to_numpy() == pytest.approx(adjusted["Close"].iloc[:25].to_numpy())
 
 
+def test_small_dividend_adjustment_triggers_full_refetch(stored):
+    """A 0.2 % dividend re-adjusts every earlier close: the history is refetched, not spliced."""
+    store, fake, bars = stored
+    adjusted = bars.copy()
+    adjusted.loc[:, "Close"] *= 0.998
+    fake.frame = adjusted
+    result = store.update(yahoo(fake), "GOOG")
+    assert result.refetched and result.rows == 30
+    assert store.read("GOOG")["Close"].iloc[0] == pytest.approx(adjusted["Close"].iloc[0])
+
+
 def test_tiny_overlap_difference_is_merged_not_refetched(stored):
     store, fake, bars = stored
     moved = bars.copy()
-    moved.iloc[19, moved.columns.get_loc("Close")] *= 1.001  # within the 0.5 % tolerance
+    moved.iloc[19, moved.columns.get_loc("Close")] *= 1.00001  # float noise, within 0.01 %
     fake.frame = moved
     result = store.update(yahoo(fake), "GOOG")
     assert len(fake.calls) == 1 and not result.refetched
@@ -520,3 +531,65 @@ def test_concurrent_cli_fetches_leave_a_valid_store(tmp_path):
     assert store.meta("GOOG")["rows"] == 2148
     names = {p.name for p in data.iterdir()} - {".stockrnn.lock"}
     assert names == {"GOOG_1d.csv", "GOOG_1d.json"}  # no temp or .info files left
+
+
+# --------------------------------------------------------------------------- network vs no data
+
+
+def test_network_failure_then_tz_missing_is_a_network_error(stored):
+    """yfinance says "no timezone found" when its own request failed: after network errors in
+    the same call that is the network, not "nothing new" (exit 1, store unchanged)."""
+    from yfinance.exceptions import YFTzMissingError
+
+    store, fake, _ = stored
+    files = snapshot(store.dir)
+    errors = iter([ConnectionError("Could not resolve host"), ConnectionError("again"),
+                   *[YFTzMissingError("GOOG")] * 3])
+
+    class Flaky(FakeYahoo):
+        def __call__(self, symbol):
+            class Ticker:
+                def history(self, **kw):
+                    raise next(errors)
+            return Ticker()
+
+    src = YahooSource(client=Flaky(fake.frame), sleep=lambda s: None, retries=4)
+    with pytest.raises(FetchError, match="network error for GOOG after 5 attempts"):
+        store.update(src, "GOOG")
+    assert snapshot(store.dir) == files
+
+
+def test_tz_missing_for_a_stored_ticker_is_not_up_to_date(stored):
+    from yfinance.exceptions import YFTzMissingError
+
+    store, fake, _ = stored
+    files = snapshot(store.dir)
+    fake.error = YFTzMissingError("GOOG")
+    with pytest.raises(FetchError, match="unreachable"):
+        store.update(yahoo(fake), "GOOG")
+    assert snapshot(store.dir) == files
+
+
+# --------------------------------------------------------------------------- --start / --end
+
+
+def test_start_never_drops_stored_rows(tmp_path):
+    store = Store(tmp_path / "data")
+    store.update(SampleSource(), "GOOG")
+    result = store.update(SampleSource(), "GOOG", start=dt.date(2012, 1, 1))
+    assert result.up_to_date and result.rows == 2148
+    assert len(store.read("GOOG")) == 2148
+
+
+def test_a_range_that_leaves_a_gap_is_refused(tmp_path):
+    bars = market(60)
+    src_file = tmp_path / "prices.csv"
+    write_csv(src_file, bars)
+    store = Store(tmp_path / "data")
+    store.update(CsvSource(src_file), "ACME", end=bars.index[9].date())
+    files = snapshot(store.dir)
+    with pytest.raises(DataError, match="would leave a gap.*--full"):
+        store.update(CsvSource(src_file), "ACME", start=bars.index[40].date())
+    assert snapshot(store.dir) == files
+    result = store.update(CsvSource(src_file), "ACME", start=bars.index[5].date())
+    assert (result.added, result.rows) == (50, 60)  # an overlapping range merges

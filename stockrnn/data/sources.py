@@ -20,7 +20,7 @@ import pandas as pd
 
 from stockrnn.data.csvfile import read_price_csv
 from stockrnn.data.frames import COLUMNS, DAILY_INTERVALS, normalize
-from stockrnn.errors import ConfigError, DataError, FetchError, NoDataError
+from stockrnn.errors import ConfigError, DataError, FetchError, NoDataError, TickerMissingError
 
 log = logging.getLogger(__name__)
 SAMPLE_DIR = Path(__file__).parent / "sample"
@@ -139,16 +139,26 @@ class YahooSource:
 
     def _history_with_retries(self, ticker: str, kwargs: dict):
         delay = self.backoff
+        troubled = False  # a network or rate-limit failure earlier in this call
         for attempt in range(self.retries + 1):
             try:
                 return self._ticker(ticker).history(**kwargs)
             except Exception as exc:  # yfinance raises many kinds; classify them
                 kind = classify_error(exc)
+                tz_missing = type(exc).__name__ == "YFTzMissingError"
+                if kind == "missing" and tz_missing and troubled:
+                    # yfinance reports "no timezone found" when its own request failed: after
+                    # a network error in this call, that is the network again, not the ticker
+                    kind = "network"
                 if kind == "missing":
-                    hint = (" (or Yahoo Finance is unreachable from here)"
-                            if type(exc).__name__ == "YFTzMissingError" else "")
-                    raise NoDataError(f"no data for {ticker} from Yahoo Finance{hint}: "
-                                      f"{exc}") from exc
+                    hint = " (or Yahoo Finance is unreachable from here)" if tz_missing else ""
+                    # no prices in the range asked (a weekend) is an empty answer; no timezone
+                    # or no ticker at all says nothing about new bars of a stored ticker
+                    error = (NoDataError if type(exc).__name__ == "YFPricesMissingError"
+                             else TickerMissingError)
+                    raise error(f"no data for {ticker} from Yahoo Finance{hint}: "
+                                f"{exc}") from exc
+                troubled = True
                 if kind == "other":
                     raise FetchError(f"Yahoo Finance failed for {ticker}: "
                                      f"{type(exc).__name__}: {exc}") from exc
@@ -241,22 +251,27 @@ class SyntheticSource:
         return df
 
 
-SOURCES = ("yahoo", "csv", "sample", "synthetic")
+def _csv(csv_path, column, cache_dir) -> Source:
+    if csv_path is None:
+        raise ConfigError("the csv source needs a file: pass --csv PATH (or data.path)")
+    return CsvSource(csv_path, column)
+
+
+# name -> factory(csv_path, column, cache_dir)
+REGISTRY: dict[str, Callable[..., Source]] = {
+    "yahoo": lambda csv_path, column, cache_dir: YahooSource(cache_dir=cache_dir),
+    "csv": _csv,
+    "sample": lambda csv_path, column, cache_dir: SampleSource(column),
+    "synthetic": lambda csv_path, column, cache_dir: SyntheticSource(),
+}
+SOURCES = tuple(REGISTRY)
 
 
 def make_source(name: str, *, csv_path: str | Path | None = None, column: str | None = None,
                 cache_dir: str | Path | None = None) -> Source:
-    if name == "yahoo":
-        return YahooSource(cache_dir=cache_dir)
-    if name == "csv":
-        if csv_path is None:
-            raise ConfigError("the csv source needs a file: pass --csv PATH (or data.path)")
-        return CsvSource(csv_path, column)
-    if name == "sample":
-        return SampleSource(column)
-    if name == "synthetic":
-        return SyntheticSource()
-    raise ConfigError(f"unknown source {name!r}; valid: {', '.join(SOURCES)}")
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown source {name!r}; valid: {', '.join(SOURCES)}")
+    return REGISTRY[name](csv_path, column, cache_dir)
 
 
 __all__ = ["COLUMNS", "INTERVALS", "SOURCES", "CsvSource", "SampleSource", "Source",

@@ -21,7 +21,7 @@ import pandas as pd
 from stockrnn import atomic, locking
 from stockrnn.data.frames import validate
 from stockrnn.data.sources import Source
-from stockrnn.errors import DataError, NoDataError
+from stockrnn.errors import DataError, NoDataError, TickerMissingError
 
 log = logging.getLogger(__name__)
 DEFAULT_DATA_DIR = "data"
@@ -49,7 +49,7 @@ class UpdateResult:
             return (f"{self.ticker} {self.interval}: up to date ({self.rows} rows, "
                     f"{self.first}..{self.last}) {self.path}")
         extra = " (full refetch: adjusted prices changed)" if self.refetched else ""
-        return (f"{self.ticker} {self.interval}: +{self.added} rows, {self.rows} rows "
+        return (f"{self.ticker} {self.interval}: {self.added:+d} rows, {self.rows} rows "
                 f"{self.first}..{self.last} -> {self.path}{extra}")
 
 
@@ -129,9 +129,9 @@ class Store:
             fetch_start = old.index[-1].date() if source.incremental else start
             try:
                 new = source.fetch(ticker, fetch_start, end, interval)
-            except NoDataError:
-                if not source.incremental:
-                    raise
+            except NoDataError as exc:
+                if not source.incremental or isinstance(exc, TickerMissingError):
+                    raise  # only an empty answer means "nothing new"
                 new = old.iloc[0:0]
             if _adjustment_changed(old, new):
                 log.warning("%s: stored prices differ from the source on overlapping bars "
@@ -139,10 +139,11 @@ class Store:
                 new = source.fetch(ticker, start, end, interval)
                 return self._result(ticker, interval, new, source, added=len(new) - len(old),
                                     refetched=True)
+            _check_no_gap(ticker, old, new)
+            # a merge never drops stored rows (--start/--end narrow what is read, not the store;
+            # --full replaces it)
             merged = pd.concat([old, new])
             merged = merged[~merged.index.duplicated(keep="last")].sort_index()
-            if start is not None and not source.incremental:
-                merged = merged[merged.index >= pd.Timestamp(start)]
             added = len(merged) - len(old)
             if added == 0 and merged.equals(old):
                 self._sync_sidecar(ticker, interval, old)
@@ -157,6 +158,22 @@ class Store:
                             df.index[-1].date(), path, refetched=refetched)
 
 
+MAX_GAP = pd.Timedelta(days=7)  # longer than any exchange holiday run
+
+
+def _check_no_gap(ticker: str, old: pd.DataFrame, new: pd.DataFrame) -> None:
+    """New rows that neither overlap nor adjoin the stored ones would leave a hole in the
+    history (windows would then span it as if it were one bar)."""
+    if new.empty:
+        return
+    if new.index[0] > old.index[-1] + MAX_GAP or new.index[-1] < old.index[0] - MAX_GAP:
+        raise DataError(
+            f"{ticker}: the new rows ({new.index[0].date()}..{new.index[-1].date()}) do not "
+            f"meet the stored ones ({old.index[0].date()}..{old.index[-1].date()}); merging "
+            "them would leave a gap. Fetch a range that overlaps, or replace the store with "
+            "--full")
+
+
 def _describe(ticker: str, interval: str, df: pd.DataFrame, source: str) -> dict:
     return {"ticker": ticker.upper(), "interval": interval, "source": source,
             "first": str(df.index[0].date()), "last": str(df.index[-1].date()),
@@ -164,7 +181,7 @@ def _describe(ticker: str, interval: str, df: pd.DataFrame, source: str) -> dict
             "fetched_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
 
 
-def _adjustment_changed(old: pd.DataFrame, new: pd.DataFrame, tol: float = 5e-3) -> bool:
+def _adjustment_changed(old: pd.DataFrame, new: pd.DataFrame, tol: float = 1e-4) -> bool:
     common = old.index.intersection(new.index)
     if len(common) == 0:
         return False
