@@ -219,7 +219,7 @@ def prepare(ctx, config_path, overrides, wait):
     ds, path = pipeline.prepare(cfg, wait=wait)
     for name, sp in ds.splits.items():
         m = ds.meta()["splits"][name]
-        click.echo(f"{name:5s} {len(sp):6d} windows  targets {m['first']}..{m['last']}  "
+        click.echo(f"{name:5s} {len(sp):6d} windows  rows {m['first']}..{m['last']}  "
                    f"x{tuple(sp.x.shape)} y{tuple(sp.y.shape)}")
     click.echo(path)
 

@@ -156,10 +156,16 @@ def save(ds: Dataset, cfg: Config) -> Path:
         arrays[f"{name}_x"] = np.ascontiguousarray(sp.x)
         arrays[f"{name}_y"] = sp.y
         arrays[f"{name}_anchors"] = sp.anchors
-    atomic.write_with(path, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
     meta = {"config_hash": cfg.dataset_hash(), "ticker": cfg.data.ticker,
             "interval": cfg.data.interval, "transform": ds.transform.to_dict(), **ds.meta()}
-    atomic.write_json(path.with_suffix(".json"), meta)
+    text = json.dumps(meta, indent=2, default=str) + "\n"
+
+    def save_arrays(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    atomic.write_all([(path, save_arrays),
+                      (path.with_suffix(".json"), lambda tmp: tmp.write_text(text))])
     return path
 
 

@@ -7,8 +7,10 @@ last finished epoch), CSVLogger (``history.csv``, appended on resume).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -113,7 +115,9 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
     optimizer = keras.optimizers.get({"class_name": train_cfg.optimizer,
                                       "config": {"learning_rate": train_cfg.learning_rate}})
     model.compile(optimizer=optimizer, loss=LOSSES[train_cfg.loss],
-                  steps_per_execution=train_cfg.steps_per_execution)
+                  # never more than an epoch's steps (the progress bar would count past them)
+                  steps_per_execution=min(train_cfg.steps_per_execution,
+                                          -(-len(tr.x) // train_cfg.batch_size)))
     run.checkpoints.mkdir(parents=True, exist_ok=True)
     best_path = run.checkpoints / "best.keras"
     # The untrained model (zero output layer, see models.registry.head) is the starting point:
@@ -138,8 +142,10 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
         callbacks.append(epoch_logger(train_cfg.epochs))
     started = time.perf_counter()
     data = batches(tr.x, tr.y, va.x, va.y, train_cfg.batch_size, train_cfg.seed)
-    model.fit(**data, epochs=train_cfg.epochs, callbacks=callbacks,
-              verbose=1 if progress == "bar" else 0)
+    # Keras draws its progress bar on stdout; stdout carries results only (the run path)
+    with contextlib.redirect_stdout(sys.stderr):
+        model.fit(**data, epochs=train_cfg.epochs, callbacks=callbacks,
+                  verbose=1 if progress == "bar" else 0)
     wall = time.perf_counter() - started
     history = read_history(run.history)
     kept_start = not best_path.exists() and not float(history["val_loss"].min()) < start_loss

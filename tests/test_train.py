@@ -502,3 +502,18 @@ def test_killed_process_resumes_from_its_last_finished_epoch(work, data_dir):
     assert meta["status"] == "complete" and meta["epochs_run"] == total
     assert (runs_dir / "smoke" / "latest").read_text().strip() == run.name
     assert not (run / "backup").exists()
+
+
+def test_progress_bar_goes_to_stderr_and_stdout_holds_only_the_run_path(work, data_dir,
+                                                                        monkeypatch):
+    """On a terminal Keras draws a progress bar; it must not end up in `RUN=$(stockrnn train)`.
+    The bar counts an epoch's real steps (steps_per_execution is capped at them)."""
+    from stockrnn import cli
+
+    monkeypatch.setattr(cli, "progress_mode", lambda quiet: "bar")
+    result = train(work / "runs", data_dir)
+    run = run_path(result)
+    assert stdout_lines(result) == [str(run)]
+    steps = re.findall(r"(\d+)/(\d+) ", re.sub(r"\x1b\[[0-9;]*m", "", result.stderr))
+    assert steps, result.stderr[-2000:]
+    assert all(int(a) <= int(b) for a, b in steps), steps
