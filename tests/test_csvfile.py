@@ -434,3 +434,19 @@ def test_fuzz_parses_or_raises_stockrnn_error(tmp_path, content, ticker):
     except StockRNNError:
         return
     check_frame(df, unique=False)
+
+
+def test_day_first_dates_are_read_day_first(tmp_path):
+    """11/05/2021 is ambiguous alone; 14/05/2021 in the same column settles it: day first."""
+    path = tmp_path / "eu.csv"
+    path.write_text("Date,Close\n11/05/2021,10\n12/05/2021,11\n13/05/2021,12\n14/05/2021,13\n")
+    df = read_price_csv(path)
+    assert [d.strftime("%Y-%m-%d") for d in df.index] == [
+        "2021-05-11", "2021-05-12", "2021-05-13", "2021-05-14"]
+
+
+def test_mixed_day_and_month_first_dates_are_refused(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_text("Date,Close\n14/05/2021,10\n05/15/2021,11\n")
+    with pytest.raises(DataError, match="mixes day-first"):
+        read_price_csv(path)

@@ -151,7 +151,7 @@ def _line_number(path: Path, record: int) -> int:
 
 def _parse_dates(col: pd.Series, records, path: Path, name: str) -> pd.DatetimeIndex:
     text = col.str.strip()
-    parsed = _to_datetime(text)
+    parsed = _to_datetime(text, dayfirst=_day_first(text, path, name))
     if parsed is None:  # mixed UTC offsets (a yfinance history saved across DST): local wall time
         parsed = _to_datetime(text.str.replace(_UTC_OFFSET, r"\1", regex=True))
     if parsed is None:
@@ -167,9 +167,25 @@ def _parse_dates(col: pd.Series, records, path: Path, name: str) -> pd.DatetimeI
     return pd.DatetimeIndex(parsed)
 
 
-def _to_datetime(text: pd.Series) -> pd.Series | None:
+_NUMERIC_DATE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}\b")
+
+
+def _day_first(text: pd.Series, path: Path, name: str) -> bool:
+    """Whether dates like 14/05/2021 put the day first: a first part above 12 says so, a second
+    part above 12 says month first; a file with both is refused rather than guessed."""
+    parts = text.str.extract(_NUMERIC_DATE).dropna().astype(int)
+    if parts.empty:
+        return False
+    day_first, month_first = bool((parts[0] > 12).any()), bool((parts[1] > 12).any())
+    if day_first and month_first:
+        raise DataError(f"{path}: column {name!r} mixes day-first (DD/MM) and month-first "
+                        "(MM/DD) dates; fix the file")
+    return day_first
+
+
+def _to_datetime(text: pd.Series, dayfirst: bool = False) -> pd.Series | None:
     try:
-        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed", dayfirst=dayfirst)
     except (ValueError, TypeError):
         return None
     # pandas < 3 returns objects (with a warning) instead of raising for mixed offsets
