@@ -172,7 +172,8 @@ def run_batch(cfg: Config, *, jobs: int = 1, resume: bool = False, allow_stale: 
         raise ConfigError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
     if ray_address and executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
-    ray = import_ray() if executor == "ray" else None
+    scope = cfg.model.scope
+    ray = import_ray() if executor == "ray" and scope == "per_ticker" else None
     tickers = tickers_of(cfg)
     jobs = max(1, min(jobs, len(tickers)))
     cores = os.cpu_count() or 1
@@ -190,7 +191,15 @@ def run_batch(cfg: Config, *, jobs: int = 1, resume: bool = False, allow_stale: 
                 "wait": max(wait, JOB_LOCK_WAIT) if parallel else wait,
                 "threads": threads if parallel else None}
         rows: dict[str, dict] = {}
-        if ray is not None:
+        extra: dict = {}
+        if scope == "global":
+            from stockrnn import globalmodel
+
+            if jobs > 1 or executor != "local":
+                log.warning("model.scope global trains one model in this process; --jobs and "
+                            "--executor are not used")
+            rows, extra = globalmodel.run(cfg, tickers, opts, on_ticker)
+        elif ray is not None:
             rows = run_on_ray(ray, raw, tickers, opts, jobs, threads, ray_address, on_ticker)
         elif jobs == 1:
             for t in tickers:
@@ -217,6 +226,7 @@ def run_batch(cfg: Config, *, jobs: int = 1, resume: bool = False, allow_stale: 
                    "threads_per_job": threads if parallel else cores,
                    "started": started.isoformat(timespec="seconds"),
                    "seconds": round(time.perf_counter() - t0, 3),
+                   "scope": scope, **extra,
                    "tickers": ordered, "ok": len(ordered) - len(failed), "failed": failed}
         write_summary(batch_dir, summary)
     return summary
