@@ -1,18 +1,22 @@
-"""``python -m benchmarks [--quick] [--tiny] [--out DIR]``: run the suite, write the report."""
+"""``python -m benchmarks [--quick] [--tiny] [--out DIR] [--only SECTION ...]``: run the suite,
+write the report. ``--only`` re-measures the named sections and merges them into the report
+already in ``--out`` (the other sections' figures are kept and the report says which sections
+were re-measured, when and how)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import traceback
 from pathlib import Path
 
-from benchmarks import commands, machine, modes, prepare, quality, report, speed
+from benchmarks import commands, machine, modes, multi, prepare, quality, report, speed
 from benchmarks.subprocesses import REPO
 
 SECTIONS = (("commands", commands.measure), ("prepare", prepare.measure),
-            ("speed", speed.measure), ("quality", quality.measure))
+            ("speed", speed.measure), ("quality", quality.measure), ("multi", multi.measure))
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -23,6 +27,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="seconds-long smoke mode: one family, TensorFlow only (for the tests)")
     p.add_argument("--out", type=Path, default=REPO / "docs",
                    help="folder for benchmarks.md and benchmarks.json (default: docs/)")
+    p.add_argument("--only", nargs="+", choices=[name for name, _ in SECTIONS], default=None,
+                   metavar="SECTION",
+                   help="re-measure only these sections and merge them into the existing "
+                        "benchmarks.json in --out (sections: "
+                        + ", ".join(name for name, _ in SECTIONS) + ")")
     return p.parse_args(argv)
 
 
@@ -32,6 +41,7 @@ def checks_of(res: dict) -> list[dict]:
     out += res.get("prepare", {}).get("checks", [])
     out += [c for r in res.get("speed", {}).get("ratios", []) for c in r["checks"]]
     out += res.get("quality", {}).get("checks", [])
+    out += res.get("multi", {}).get("checks", [])
     return out
 
 
@@ -54,6 +64,15 @@ def errors_of(res: dict) -> list[str]:
     return found
 
 
+def merge_base(path: Path, fresh: dict) -> dict:
+    """The existing results to merge re-measured sections into (a fresh report if none)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        print(f"no readable {path}: starting a new report", file=sys.stderr)
+        return fresh
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     mode = modes.pick(args.quick, args.tiny)
@@ -61,7 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     res: dict = {"schema": 1, "mode": mode.name, "command": f"python -m benchmarks{flags}",
                  "machine": machine.describe(), "versions": machine.versions()}
-    for name, measure in SECTIONS:
+    sections = SECTIONS
+    if args.only:
+        res = merge_base(args.out / "benchmarks.json", res)
+        sections = [(n, m) for n, m in SECTIONS if n in args.only]
+        res.setdefault("reruns", []).append({
+            "sections": [n for n, _ in sections], "mode": mode.name,
+            "command": f"python -m benchmarks{flags} --only {' '.join(args.only)}",
+            "machine": machine.describe()})
+    for name, measure in sections:
         print(f"== {name} ({mode.name})", file=sys.stderr, flush=True)
         t = time.perf_counter()
         try:
@@ -70,13 +97,16 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             res[name] = {"error": f"{type(exc).__name__}: {exc}"}
         res.setdefault("section_seconds", {})[name] = round(time.perf_counter() - t, 1)
-    res["machine_end"] = machine.describe()
-    res["elapsed_seconds"] = round(time.perf_counter() - started, 1)
+    if args.only:
+        res["reruns"][-1]["elapsed_seconds"] = round(time.perf_counter() - started, 1)
+    else:
+        res["machine_end"] = machine.describe()
+        res["elapsed_seconds"] = round(time.perf_counter() - started, 1)
     res["targets"] = checks_of(res)
     res["errors"] = errors_of(res)
     md, js = report.write(res, args.out)
     passed = sum(c["status"] == "PASS" for c in res["targets"])
-    print(f"wrote {md} and {js} in {res['elapsed_seconds']:.0f}s: {passed} of "
+    print(f"wrote {md} and {js} in {time.perf_counter() - started:.0f}s: {passed} of "
           f"{len(res['targets'])} targets pass", flush=True)
     for c in res["targets"]:
         if c["status"] != "PASS":

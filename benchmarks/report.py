@@ -30,15 +30,25 @@ def render(res: dict) -> str:
                   [[m["cpu_model"], f"{m['cores']} ({m['usable_cores']})",
                     f"{num(m['ram_gib'], '.1f')} GiB", m["os"]]]), "",
            "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()), ""]
+    for r in res.get("reruns", []):
+        out += [f"Re-measured later: section(s) {', '.join(r['sections'])} by "
+                f"`{r['command']}` on {r['machine']['date']} "
+                f"({num(r.get('elapsed_seconds'), '.0f')} s, load average at start "
+                f"{_load(r['machine'])}); their figures replace that run's, the other sections "
+                "are from the run above.", ""]
     for title, section, fn in (("Speed: stockrnn vs the lectures' recipe", "speed", _speed),
                                ("Command line", "commands", _commands),
                                ("prepare: dataset.build", "prepare", _prepare),
                                ("Forecast quality (default configs, test split)", "quality",
-                                _quality)):
+                                _quality),
+                               ("Many tickers: serial, --jobs 2, Ray; per-ticker vs global model",
+                                "multi", _multi)):
         out += [f"## {title}", ""]
         data = res.get(section)
         if data is None:
             out += ["Not run.", ""]
+        elif "skipped" in data:
+            out += [f"Skipped: {data['skipped']}.", ""]
         elif "error" in data:
             out += [f"**ERROR**: {data['error']}", ""]
         else:
@@ -75,7 +85,8 @@ def _speed(s: dict) -> list[str]:
         b, f = r["backend"], r["family"]
         ref, stk = s["backends"][b]["reference"].get(f, {}), s["backends"][b]["stockrnn"].get(f, {})
         err = "; ".join(x["error"] for x in (ref, stk) if "error" in x)
-        (c_ms,) = r["checks"]
+        # (results written before the fit wall time became a figure also hold a wall check)
+        c_ms = next(c for c in r["checks"] if c["name"].endswith("ms/epoch"))
         rows_ms.append([f, b, num(stk.get("parameters"), "d"),
                         num(ref.get("steady_ms_per_epoch"), ".1f"),
                         num(stk.get("steady_ms_per_epoch"), ".1f"),
@@ -179,6 +190,48 @@ def _quality(q: dict) -> list[str]:
             "P_t·exp(phi·r_t) scored on the same test points. MASE = MAE / persistence MAE.",
             "", *table(["data", "family", "n", "MASE", "oracle MASE", "MASE / oracle",
                         "direction", "oracle direction", "target", "status"], rows)]
+
+
+def _multi(m: dict) -> list[str]:
+    v = m["variants"]
+    rows = []
+    for name, r in v.items():
+        if "skipped" in r:
+            rows.append([name, f"skipped: {r['skipped']}", NONE, NONE, NONE, NONE])
+            continue
+        ok = sum(t["status"] == "ok" for t in r.get("tickers", {}).values())
+        note = f" (**ERROR** {r['error']})" if "error" in r else ""
+        rows.append([name, f"`{r.get('command', name)}`", num(r.get("seconds"), ".1f"),
+                     num(r.get("batch_seconds"), ".1f"), num(r.get("max_rss_mib"), ".0f"),
+                     f"{ok}/{len(r.get('tickers', {}))}{note}"])
+    q = m.get("quality", [])
+    qrows = [[r["ticker"], num(r["per_ticker_mase"], ".4f"), num(r["jobs 2_mase"], ".4f"),
+              num(r["ray_mase"], ".4f"), num(r["global_mase"], ".4f"),
+              NONE if r["global_better"] is None else ("yes" if r["global_better"] else "no")]
+             for r in q]
+    better = [r for r in q if r["global_better"]]
+    known = [r for r in q if r["global_better"] is not None]
+    mean = {k: (sum(r[k] for r in q) / len(q) if q and all(r[k] is not None for r in q)
+                else None) for k in ("per_ticker_mase", "global_mase")}
+    verdict = (f"The global model beats the per-ticker models on {len(better)} of {len(known)} "
+               f"tickers (mean test MASE {num(mean['global_mase'], '.4f')} global vs "
+               f"{num(mean['per_ticker_mase'], '.4f')} per ticker)." if known else
+               "No per-ticker vs global comparison (a variant failed).")
+    return [f"`{m['config']}` (the bundled GOOG sample and synthetic RW1, RW2, AR1; GRU(16), "
+            "early stopping), each variant a fresh `stockrnn -q run ... --json` process in an "
+            "empty folder: wall time includes Python and TensorFlow start-up, the fetch and, "
+            "for Ray, starting and stopping a local Ray instance; batch s is the batch's own "
+            "timer (after start-up). Peak RSS is the largest single process of the tree "
+            "(getrusage), not the sum over parallel workers; for Ray it is the driver alone (Ray's "
+            "workers are started by its raylet and are not counted).", "",
+            *table(["variant", "command", "wall s", "batch s", "peak RSS MiB", "tickers ok"],
+                   rows), "",
+            "Test MASE per ticker (model MAE / that ticker's persistence MAE on its own test "
+            "split). serial, --jobs 2 and Ray train the same per-ticker models (equal to 1e-6 "
+            "is a target); global is one model trained on all four tickers' windows "
+            "(`model.scope=global`, each ticker scaled on its own training split).", "",
+            *table(["ticker", "per-ticker (serial)", "--jobs 2", "Ray", "global",
+                    "global better"], qrows), "", verdict]
 
 
 def _pct(v):

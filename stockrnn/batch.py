@@ -5,9 +5,11 @@
     runs/<run_name>/batch-<UTC timestamp>/
         summary.json  summary.csv                per ticker: status, error, run dir, metrics
 
-Tickers run one after another in this process (``jobs=1``) or in ``jobs`` worker processes
+Tickers run one after another in this process (``jobs=1``), in ``jobs`` worker processes
 (``spawn`` start method, each limited to its share of the CPU threads, set before Keras is
-imported in the worker). A failing ticker is recorded and the others go on.
+imported in the worker), or as Ray tasks (``executor="ray"``: on the cluster at
+``ray_address``, or on a local Ray started for the batch and shut down after). Every way runs the
+same per-ticker job, ``run_ticker``. A failing ticker is recorded and the others go on.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ log = logging.getLogger(__name__)
 SUMMARY_JSON, SUMMARY_CSV = "summary.json", "summary.csv"
 COLUMNS = ("ticker", "status", "error", "run_dir", "mase", "directional_accuracy", "test_mae",
            "persistence_mae", "seconds")
+EXECUTORS = ("local", "ray")
+RAY_MISSING = "--executor ray needs Ray: pip install 'stockrnn[ray]'"
+#: Environment a Ray task takes from the driver (a worker's environment is the raylet's).
+RAY_ENV = ("STOCKRNN_DATA_DIR", "STOCKRNN_RUNS_DIR", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")
 #: Inside a parallel batch, sibling jobs hold the data store's lock for a moment each; a job
 #: waits this long for it (and for its own run name's lock) instead of failing at once.
 JOB_LOCK_WAIT = 600.0
@@ -159,8 +165,15 @@ def _tf_threads(backend: str, threads: int) -> None:
 
 def run_batch(cfg: Config, *, jobs: int = 1, resume: bool = False, allow_stale: bool = False,
               steps: int | None = None, wait: float = 0.0, keep: int | None = None,
+              executor: str = "local", ray_address: str | None = None,
               on_ticker: Callable[[dict], None] = lambda row: None) -> dict:
     """Run every ticker of ``cfg``; write and return the batch summary."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    if ray_address and executor != "ray":
+        raise ConfigError("--ray-address needs --executor ray")
+    scope = cfg.model.scope
+    ray = import_ray() if executor == "ray" and scope == "per_ticker" else None
     tickers = tickers_of(cfg)
     jobs = max(1, min(jobs, len(tickers)))
     cores = os.cpu_count() or 1
@@ -170,13 +183,25 @@ def run_batch(cfg: Config, *, jobs: int = 1, resume: bool = False, allow_stale: 
         batch_dir = create_dir(cfg)
         started = dt.datetime.now(dt.UTC)
         t0 = time.perf_counter()
-        log.info("batch of %d tickers, %d job(s) x %d thread(s) -> %s", len(tickers), jobs,
-                 threads, batch_dir)
+        log.info("batch of %d tickers, %s, %d job(s) x %d thread(s) -> %s", len(tickers),
+                 "local" if ray is None else f"Ray at {ray_address or 'a local instance'}",
+                 jobs, threads, batch_dir)
+        parallel = jobs > 1 or ray is not None
         opts = {"resume": resume, "allow_stale": allow_stale, "steps": steps, "keep": keep,
-                "wait": wait if jobs == 1 else max(wait, JOB_LOCK_WAIT),
-                "threads": threads if jobs > 1 else None}
+                "wait": max(wait, JOB_LOCK_WAIT) if parallel else wait,
+                "threads": threads if parallel else None}
         rows: dict[str, dict] = {}
-        if jobs == 1:
+        extra: dict = {}
+        if scope == "global":
+            from stockrnn import globalmodel
+
+            if jobs > 1 or executor != "local":
+                log.warning("model.scope global trains one model in this process; --jobs and "
+                            "--executor are not used")
+            rows, extra = globalmodel.run(cfg, tickers, opts, on_ticker)
+        elif ray is not None:
+            rows = run_on_ray(ray, raw, tickers, opts, jobs, threads, ray_address, on_ticker)
+        elif jobs == 1:
             for t in tickers:
                 rows[t] = run_ticker(raw, t, opts)
                 on_ticker(rows[t])
@@ -191,18 +216,90 @@ def run_batch(cfg: Config, *, jobs: int = 1, resume: bool = False, allow_stale: 
                     try:
                         rows[t] = fut.result()
                     except Exception as exc:  # the worker process died (killed, out of memory)
-                        rows[t] = {**dict.fromkeys(COLUMNS), "ticker": t, "status": "failed",
-                                   "error": f"worker process failed: {type(exc).__name__}: {exc}"}
+                        rows[t] = failed_row(t, f"worker process failed: {type(exc).__name__}: "
+                                                f"{exc}")
                     on_ticker(rows[t])
         ordered = [rows[t] for t in tickers]
         failed = [r["ticker"] for r in ordered if r["status"] != "ok"]
         summary = {"batch_dir": str(batch_dir), "config": cfg.run_name, "jobs": jobs,
-                   "threads_per_job": threads if jobs > 1 else cores,
+                   "executor": executor, "ray_address": ray_address,
+                   "threads_per_job": threads if parallel else cores,
                    "started": started.isoformat(timespec="seconds"),
                    "seconds": round(time.perf_counter() - t0, 3),
+                   "scope": scope, **extra,
                    "tickers": ordered, "ok": len(ordered) - len(failed), "failed": failed}
         write_summary(batch_dir, summary)
     return summary
+
+
+def failed_row(ticker: str, error: str) -> dict:
+    return {**dict.fromkeys(COLUMNS), "ticker": ticker, "status": "failed", "error": error}
+
+
+# --------------------------------------------------------------------------- Ray
+
+
+def import_ray():
+    """The ``ray`` module, or ConfigError (exit 2) saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(RAY_MISSING) from None
+    return ray
+
+
+def _ray_job(raw: dict, ticker: str, opts: dict, env: dict, cwd: str, log_level: int) -> dict:
+    """One ticker as a Ray task: the driver's STOCKRNN_*/Keras environment and working folder
+    (when the worker's machine has it: on a remote cluster give absolute shared paths), then
+    the same ``run_ticker`` as a local job."""
+    os.environ.update(env)
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
+    _init_worker(opts["threads"], log_level)
+    return run_ticker(raw, ticker, opts)
+
+
+def run_on_ray(ray, raw: dict, tickers: list[str], opts: dict, jobs: int, threads: int,
+               address: str | None, on_ticker: Callable[[dict], None]) -> dict[str, dict]:
+    """Each ticker as a Ray task asking for ``threads`` CPUs, on the cluster at ``address`` or on
+    a local Ray of ``jobs * threads`` CPUs started here (and shut down after)."""
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=True)
+            else:  # the workers import the driver's stockrnn, whatever else is installed
+                here = str(Path(__file__).resolve().parents[1])
+                path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+                ray.init(num_cpus=jobs * threads, include_dashboard=False, log_to_driver=True,
+                         object_store_memory=128 * 1024 ** 2,
+                         runtime_env={"env_vars": {"PYTHONPATH": path}})
+        except Exception as exc:  # ConnectionError, timeouts, bad address: Ray raises many kinds
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise StockRNNError(f"cannot start or reach {where}: {type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    try:
+        env = {k: os.environ[k] for k in RAY_ENV if k in os.environ}
+        level = logging.getLogger("stockrnn").getEffectiveLevel()
+        task = ray.remote(num_cpus=threads, max_retries=0)(_ray_job)
+        refs = {task.remote(raw, t, opts, env, os.getcwd(), level): t for t in tickers}
+        rows: dict[str, dict] = {}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            t = refs[done[0]]
+            try:
+                rows[t] = ray.get(done[0])
+            except Exception as exc:  # the task's worker died (killed, out of memory, node lost)
+                cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the task's error
+                text = str(cause).strip().splitlines()
+                rows[t] = failed_row(t, f"Ray task failed: {type(cause).__name__}: "
+                                        f"{text[-1] if text else ''}")
+            on_ticker(rows[t])
+        return rows
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 def write_summary(batch_dir: Path, summary: dict) -> None:

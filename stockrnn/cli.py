@@ -323,11 +323,18 @@ def predict(run_ref, runs_dir, steps, as_of, fmt, output, allow_stale):
               help="Multi-ticker configs: train this many tickers at once, in parallel processes.")
 @click.option("--allow-failures", type=click.IntRange(min=0), default=0, show_default=True,
               help="Multi-ticker configs: exit 0 when at most this many tickers failed.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True,
+              help="Multi-ticker configs: run the tickers here (--jobs processes) or as Ray tasks "
+                   "(needs the ray extra).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="With --executor ray: the Ray cluster to use (e.g. ray://head:10001, auto) "
+                   "[default: a local Ray started for the run].")
 @wait_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
 def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, keep, as_json,
-            jobs, allow_failures, wait, quiet):
+            jobs, allow_failures, executor, ray_address, wait, quiet):
     """The whole pipeline: fetch -> prepare -> train -> evaluate (test) -> predict, one line
     per stage; the run directory is printed last. With a multi-ticker config (data.tickers or
     data.tickers_file): one run per ticker, a summary table, the batch directory printed last."""
@@ -342,7 +349,13 @@ def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, k
     if batch_cfg is not None and batch_cfg.is_batch:
         return run_batch(batch_cfg, max_mase=max_mase, resume=resume, allow_stale=allow_stale,
                          steps=steps, keep=keep, as_json=as_json, jobs=jobs,
-                         allow_failures=allow_failures, wait=wait)
+                         allow_failures=allow_failures, wait=wait, executor=executor,
+                         ray_address=ray_address)
+    if batch_cfg is not None and (executor != "local" or ray_address):
+        from stockrnn.errors import ConfigError
+
+        raise ConfigError("--executor ray and --ray-address run the tickers of a multi-ticker "
+                          "config (data.tickers or data.tickers_file); this config has one")
 
     def echo_stage(name: str, line: str) -> None:
         if not as_json:
@@ -368,7 +381,7 @@ def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, k
 
 
 def run_batch(cfg, *, max_mase, resume, allow_stale, steps, keep, as_json, jobs, allow_failures,
-              wait) -> None:
+              wait, executor="local", ray_address=None) -> None:
     """`run` over a multi-ticker config: a line per finished ticker on stderr, the table and
     the batch directory on stdout; exit 1 when more than --allow-failures tickers failed, 3
     when a ticker that ran is above --max-mase."""
@@ -383,7 +396,8 @@ def run_batch(cfg, *, max_mase, resume, allow_stale, steps, keep, as_json, jobs,
 
     try:
         summary = batch.run_batch(cfg, jobs=jobs, resume=resume, allow_stale=allow_stale,
-                                  steps=steps, wait=wait, keep=keep, on_ticker=done)
+                                  steps=steps, wait=wait, keep=keep, executor=executor,
+                                  ray_address=ray_address, on_ticker=done)
     except StockRNNError as exc:  # before any ticker ran: lock held, unreadable tickers_file
         if as_json:
             click.echo(json.dumps({"status": "error", "exit_code": exc.exit_code,
@@ -407,8 +421,9 @@ def run_batch(cfg, *, max_mase, resume, allow_stale, steps, keep, as_json, jobs,
         click.echo(json.dumps(summary, indent=2, default=str))
     else:
         click.echo(batch.format_table(rows), nl=False)
+        how = "Ray" if summary.get("executor") == "ray" else f"{summary['jobs']} job(s)"
         click.echo(f"{summary['ok']} ok, {len(failed)} failed in {summary['seconds']:.1f}s "
-                   f"({summary['jobs']} job(s)); summary: {summary['batch_dir']}/summary.json")
+                   f"({how}); summary: {summary['batch_dir']}/summary.json")
         click.echo(summary["batch_dir"])
     if error is not None:
         raise error

@@ -115,6 +115,9 @@ class ModelConfig(Section):
     pool_size: int = Field(2, gt=0, description="conv1d: max-pooling width (1 = none).")
     conv_layers: int = Field(1, gt=0, le=8, description="conv1d: number of conv+pool blocks.")
     dense_units: tuple[int, ...] = Field((), description="Hidden Dense layers of the head.")
+    scope: Literal["per_ticker", "global"] = Field(
+        "per_ticker", description="Multi-ticker configs: one model per ticker, or one global "
+                                  "model trained on every ticker's windows.")
 
     @model_validator(mode="after")
     def _positive_units(self):

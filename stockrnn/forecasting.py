@@ -56,6 +56,11 @@ def load_run(run: RunDir) -> tuple[Config, Transform, object, list]:
     from stockrnn.training import load_model
 
     run.check_complete()
+    meta = run.meta()
+    if meta.get("scope") == "global" and meta.get("ticker") is None:
+        members = ", ".join(f"{run.path}/tickers/{t}" for t in meta.get("tickers", []))
+        raise RunError(f"{run.path}: a global model over several tickers; evaluate or predict "
+                       f"one ticker's run inside it: {members}")
     cfg = load_config(run.config)
     try:
         transform = Transform.from_dict(json.loads(run.scaler.read_text()))
