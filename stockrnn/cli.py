@@ -365,7 +365,7 @@ def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, k
     try:
         cfg = load(config_path, overrides)
         workflow.run_all(cfg, resume=resume, allow_stale=allow_stale, steps=steps,
-                         wait=wait, keep=keep, on_stage=echo_stage, summary=summary,
+                         wait=wait, keep=keep, max_mase=max_mase, on_stage=echo_stage, summary=summary,
                          progress=progress_mode(quiet or ctx.obj.get("quiet")))
         if not as_json:
             click.echo(summary["run_dir"])

@@ -15,7 +15,7 @@ from stockrnn.config import Config
 
 def run_all(cfg: Config, *, resume: bool = False, allow_stale: bool = False,
             steps: int | None = None, wait: float = 0.0, progress: str = "lines",
-            keep: int | None = None,
+            keep: int | None = None, max_mase: float | None = None,
             on_stage: Callable[[str, str], None] = lambda name, line: None,
             summary: dict | None = None) -> dict:
     """Run the pipeline; returns the summary. Pass ``summary`` (a dict) to have it filled in
@@ -64,7 +64,8 @@ def run_all(cfg: Config, *, resume: bool = False, allow_stale: bool = False,
               f"[80%: {first['lower_80']:.4f}..{first['upper_80']:.4f}] ({len(fc.table)} steps, "
               f"as of {fc.as_of.date()}) -> {run.path}/forecast.csv", t)
 
-        if keep is not None:
+        # old runs are pruned only after a success: never when the quality gate will fail
+        if keep is not None and (max_mase is None or m["mase"] <= max_mase):
             t = time.perf_counter()
             removed = runs.prune(cfg.runs_dir, cfg.run_name, keep)
             stage("prune", f"removed {len(removed)} old runs of {cfg.run_name} (keep {keep})", t)

@@ -153,6 +153,12 @@ def test_run_keep_is_not_applied_when_the_run_fails(zoo, base):
     assert remaining(base) >= {zoo[k].name for k in ("a", "b", "c", "killed", "running")}
 
 
+def test_run_keep_is_not_applied_when_the_quality_gate_fails(zoo, base):
+    result = invoke("run", "-c", SMOKE, "--keep", "1", "--max-mase", "0.01", code=3)
+    assert "prune" not in result.stdout
+    assert remaining(base) >= {zoo[k].name for k in ("a", "b", "c", "killed", "running")}
+
+
 # --------------------------------------------------------------------------- run --json
 
 
