@@ -47,6 +47,9 @@ def setup_logging(verbose: int, quiet: bool, log_file: str | None) -> None:
                                            "%(levelname)s %(name)s: %(message)s"))
     root.addHandler(console)
     if log_file:
+        from pathlib import Path
+
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)  # cron: logs/ may not exist yet
         fh = logging.FileHandler(log_file, mode="a", encoding="utf-8")
         fh.setLevel(logging.DEBUG if verbose else logging.INFO)
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
