@@ -64,18 +64,19 @@ def tickers_of(cfg: Config) -> list[str]:
     return out
 
 
-def create_dir(cfg: Config) -> Path:
+def create_dir(cfg: Config, kind: str = "batch") -> Path:
+    """A new ``runs/<run_name>/<kind>-<UTC timestamp>[-i]/`` folder (batch, tune, ...)."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     base = cfg.runs_dir / cfg.run_name
     base.mkdir(parents=True, exist_ok=True)
     for i in range(1000):
-        path = base / (f"batch-{stamp}" if i == 0 else f"batch-{stamp}-{i}")
+        path = base / (f"{kind}-{stamp}" if i == 0 else f"{kind}-{stamp}-{i}")
         try:
             path.mkdir()
             return path
         except FileExistsError:
             continue
-    raise StockRNNError(f"cannot create a batch directory under {base}")
+    raise StockRNNError(f"cannot create a {kind} directory under {base}")
 
 
 def is_batch_dir(path: str | os.PathLike) -> bool:

@@ -140,10 +140,17 @@ def fetch(ctx, tickers, source, csv_path, column, start, end, interval, data_dir
         raise ConfigError(f"--csv reads a file with --source csv, not --source {source}")
     store = Store(data_dir)
     src = make_source(source, csv_path=csv_path, column=column, cache_dir=store.cache_dir)
+    fetch_each(ctx, tickers, quiet,
+               lambda t: store.update(src, t, interval, start, end, full=full, wait=wait))
+
+
+def fetch_each(ctx, tickers, quiet: bool, update) -> None:
+    """``update(ticker)`` for each ticker: one line each; with several tickers a data error is
+    reported and the others still fetched, then exit 1 at the end."""
     failed = []
     for ticker in tickers:
         try:
-            result = store.update(src, ticker, interval, start, end, full=full, wait=wait)
+            result = update(ticker)
         except StockRNNError as exc:
             if len(tickers) == 1 or exc.exit_code != 1:
                 raise
@@ -165,23 +172,13 @@ def fetch_config(ctx, cfg, full: bool, wait: float, quiet: bool) -> None:
 
     names = batch.tickers_of(cfg) if cfg.is_batch else [cfg.data.ticker]
     store = Store(cfg.data_dir)
-    failed = []
-    for ticker in names:
+
+    def update(ticker):
         d = (cfg.for_ticker(ticker) if cfg.is_batch else cfg).data
-        try:
-            src = make_source(d.source, csv_path=d.path, column=d.column,
-                              cache_dir=store.cache_dir)
-            result = store.update(src, ticker, d.interval, d.start, d.end, full=full, wait=wait)
-        except StockRNNError as exc:
-            if len(names) == 1 or exc.exit_code != 1:
-                raise
-            click.echo(f"Error: {ticker}: {exc}", err=True)
-            failed.append(ticker)
-            continue
-        if not (quiet or ctx.obj.get("quiet")):
-            click.echo(result.line())
-    if failed:
-        raise StockRNNError(f"{len(failed)} of {len(names)} tickers failed: {', '.join(failed)}")
+        src = make_source(d.source, csv_path=d.path, column=d.column, cache_dir=store.cache_dir)
+        return store.update(src, ticker, d.interval, d.start, d.end, full=full, wait=wait)
+
+    fetch_each(ctx, names, quiet, update)
 
 
 def config_options(f):

@@ -15,7 +15,6 @@ the default config's (the search can only add better candidates).
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import logging
 import shutil
@@ -24,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stockrnn import atomic, dataset, locking, pipeline, runs
+from stockrnn import atomic, batch, dataset, locking, pipeline, runs
 from stockrnn.config import Config, validate_config
 from stockrnn.errors import ConfigError
 
@@ -88,7 +87,7 @@ def tune(cfg: Config, trials: int | None = None, wait: float = 0.0,
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with locking.hold(pipeline.run_lock(cfg), wait):
         frame = pipeline.load_frame(cfg, wait=wait)
-        out = _create_dir(cfg)
+        out = batch.create_dir(cfg, "tune")
         rows: list[dict] = []
         default = {k: params_of(cfg)[k] for k in space}
 
@@ -130,19 +129,6 @@ def tune(cfg: Config, trials: int | None = None, wait: float = 0.0,
     atomic.write_json(out / "summary.json", summary)
     return summary
 
-
-def _create_dir(cfg: Config) -> Path:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = cfg.runs_dir / cfg.run_name
-    base.mkdir(parents=True, exist_ok=True)
-    for i in range(1000):
-        path = base / (f"tune-{stamp}" if i == 0 else f"tune-{stamp}-{i}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise ConfigError(f"cannot create a tune directory under {base}")
 
 
 def _write_trials(out: Path, rows: list[dict]) -> None:
