@@ -158,14 +158,17 @@ def evaluate(run_ref: str, split: str = "test", runs_dir=None) -> tuple[runs.Run
 
 def predict(run_ref: str, steps: int | None = None, as_of=None, allow_stale: bool = False,
             runs_dir=None):
-    """Forecast from a run; also writes ``forecast.csv`` and ``plots/forecast.png`` into it."""
+    """Forecast from a run; also writes ``forecast.csv`` and ``plots/forecast.png`` into it
+    (``forecast_asof_DATE.csv``/``.png`` for a forecast ``as_of`` a past date, so a check on
+    the past never replaces the run's current forecast)."""
     from stockrnn import forecasting, plotting
 
     run = runs.resolve(run_ref, runs_dir)
     fc = forecasting.forecast(run, steps, as_of, allow_stale)
-    atomic.write_text(run.path / "forecast.csv", format_forecast(fc, "csv"))
+    name = "forecast" if as_of is None else f"forecast_asof_{as_of:%Y-%m-%d}"
+    atomic.write_text(run.path / f"{name}.csv", format_forecast(fc, "csv"))
     meta = run.meta()
-    plotting.forecast_plot(fc.history, fc.table, run.plots / "forecast.png",
+    plotting.forecast_plot(fc.history, fc.table, run.plots / f"{name}.png",
                            f"{meta.get('model_type', '')} forecast for {meta.get('ticker', '')} "
                            f"from {fc.as_of.date()}")
     return run, fc

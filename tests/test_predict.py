@@ -192,6 +192,18 @@ def test_as_of_forecasts_from_that_date(run, as_of, last_bar, first_target):
     assert abs(np.log(fc["forecast"][0]["forecast"] / fc["last_price"])) < 0.1
 
 
+def test_as_of_writes_its_own_files_and_keeps_the_current_forecast(run, tmp_path):
+    r = copy_run(run, tmp_path / "copy")
+    invoke("predict", "--run", r, "--steps", "2")
+    current = (r / "forecast.csv").read_bytes()
+    invoke("predict", "--run", r, "--as-of", "2024-01-17", "--steps", "3")
+    assert (r / "forecast.csv").read_bytes() == current
+    past = pd.read_csv(r / "forecast_asof_2024-01-17.csv")
+    assert list(past.columns[:6]) == COLUMNS and len(past) == 3
+    assert past["date"].iloc[0] == "2024-01-18"
+    assert is_png(r / "plots" / "forecast_asof_2024-01-17.png")
+
+
 def test_as_of_before_the_data_exits_1(run):
     result = invoke("predict", "--run", run, "--as-of", "1990-01-01", code=1)
     assert "on or before 1990-01-01" in result.stderr
