@@ -337,6 +337,32 @@ def test_interrupted_run_resumes_where_it_stopped(work, data_dir, monkeypatch, e
     assert float(np.mean(np.abs(pred - va.y))) == pytest.approx(meta["best_val_loss"], rel=1e-4)
 
 
+def test_run_resume_finishes_the_interrupted_run_then_evaluates_and_predicts(work, data_dir,
+                                                                           monkeypatch):
+    """`stockrnn run --resume` trains only the missing epochs of the interrupted run, in its own
+    directory, and then evaluates and forecasts from it."""
+    runs_dir = work / "runs"
+    epochs = ("train.epochs=5", "train.early_stopping.patience=50")
+    with monkeypatch.context() as m:
+        m.setattr(training, "epoch_logger", interrupt_at(2, KeyboardInterrupt))
+        assert train(runs_dir, data_dir, *epochs).exit_code == 130
+    (run,) = [p for p in (runs_dir / "smoke").iterdir() if p.is_dir()]
+    assert history(run)["epoch"].tolist() == [0, 1]
+
+    result = cli_run("run", "-c", SMOKE, *set_args(overrides(runs_dir, data_dir, *epochs)),
+                     "--resume", "--json")
+    assert result.exit_code == 0, explain(result)
+    summary = json.loads(result.stdout)
+    assert summary["run_dir"] == str(run)
+    assert [s["name"] for s in summary["stages"]] == ["fetch", "prepare", "train", "evaluate",
+                                                      "predict"]
+    assert history(run)["epoch"].tolist() == [0, 1, 2, 3, 4]
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["epochs_run"] == 5
+    assert (run / "metrics_test.json").is_file() and (run / "forecast.csv").is_file()
+    assert [p for p in (runs_dir / "smoke").iterdir() if p.is_dir()] == [run]
+
+
 def test_resumed_run_keeps_the_best_epoch_from_before_the_interrupt(work, data_dir, monkeypatch):
     """When every resumed epoch is worse, the final model is still the pre-interrupt best."""
     runs_dir = work / "runs"
