@@ -8,18 +8,14 @@ import json
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-STOCKRNN = Path(sys.executable).parent / "stockrnn"
+from helpers_docs import README, STOCKRNN, localize
 
 
 def ci_workflow() -> dict:
-    blocks = re.findall(r"^```ya?ml\n(.*?)^```", (REPO / "README.md").read_text(), re.M | re.S)
+    blocks = re.findall(r"^```ya?ml\n(.*?)^```", README, re.M | re.S)
     found = [b for b in blocks if "runs-on" in b]
     assert len(found) == 1, f"{len(found)} GitHub Actions blocks (with runs-on) in README.md"
     return yaml.safe_load(found[0])
@@ -30,11 +26,6 @@ def steps_after_make_test() -> list[str]:
             if "run" in step]
     assert "make test" in runs, runs
     return runs[runs.index("make test") + 1:]
-
-
-def localize(command: str) -> str:
-    command = command.replace(".venv/bin/stockrnn", str(STOCKRNN))
-    return re.sub(r"(?<![\w/.-])configs/", f"{REPO / 'configs'}/", command)
 
 
 def test_workflow_shape():
