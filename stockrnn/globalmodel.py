@@ -117,7 +117,7 @@ def run(cfg: Config, tickers: list[str], opts: dict,
             on_ticker(row)
         grun.update_meta(members={t: str(grun.path / MEMBERS / _slug(t)) for t in datasets})
         if opts.get("keep") is not None:
-            runs.prune(cfg.runs_dir, global_name(cfg), opts["keep"])
+            runs.prune(cfg.runs_dir, global_name(cfg), opts["keep"], lock=False)
     return rows, {"global_run": str(grun.path), "train_seconds": facts["train_seconds"],
                   "trained_on": list(datasets)}
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import socket
 from pathlib import Path
 
 from stockrnn import __version__, atomic
-from stockrnn.errors import RunError
+from stockrnn.errors import LockError, RunError
+
+log = logging.getLogger(__name__)
 
 RUN_FORMAT = 1
 LATEST = "latest"
@@ -162,26 +165,47 @@ def remove(run: RunDir) -> None:
 
 
 def prune(runs_dir: Path, name: str | None = None, keep: int | None = None,
-          incomplete_only: bool = False) -> list[RunDir]:
+          incomplete_only: bool = False, lock: bool = True) -> list[RunDir]:
     """Remove old runs: per run name keep the newest ``keep`` complete runs and drop interrupted
-    ones. Never removes the ``latest`` run or a run still in progress."""
+    ones. Never removes the ``latest`` run or a run still in progress.
+
+    Takes each run name's lock (no waiting) unless ``lock`` is False (the caller holds it): for
+    the one ``name`` asked for a held lock raises LockError; over all names a locked one is
+    skipped with a warning."""
+    from stockrnn import locking
+
     removed = []
     root = Path(runs_dir)
     names = [name] if name else sorted(p.name for p in root.iterdir() if p.is_dir()) \
         if root.is_dir() else []
     for nm in names:
-        pointer = latest(root, nm)
-        keep_path = pointer.path if pointer else None
-        all_runs = list_runs(root, nm)
-        doomed = [r for r in all_runs if r.status == "incomplete"]
-        if keep is not None and not incomplete_only:
-            complete = [r for r in all_runs if r.status == "complete"]
-            doomed += complete[:-keep] if keep > 0 else complete
-        for run in doomed:
-            if run.path == keep_path or run.status == "running":
-                continue
-            remove(run)
-            removed.append(run)
+        if not lock or not (root / nm).is_dir():
+            removed += _prune_name(root, nm, keep, incomplete_only)
+            continue
+        try:
+            with locking.hold(root / nm / ".lock"):
+                removed += _prune_name(root, nm, keep, incomplete_only)
+        except LockError:
+            if name:
+                raise
+            log.warning("skipped %s: another stockrnn process holds its lock", root / nm)
+    return removed
+
+
+def _prune_name(root: Path, name: str, keep: int | None, incomplete_only: bool) -> list[RunDir]:
+    pointer = latest(root, name)
+    keep_path = pointer.path if pointer else None
+    all_runs = list_runs(root, name)
+    doomed = [r for r in all_runs if r.status == "incomplete"]
+    if keep is not None and not incomplete_only:
+        complete = [r for r in all_runs if r.status == "complete"]
+        doomed += complete[:-keep] if keep > 0 else complete
+    removed = []
+    for run in doomed:
+        if run.path == keep_path or run.status == "running":
+            continue
+        remove(run)
+        removed.append(run)
     return removed
 
 

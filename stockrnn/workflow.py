@@ -67,7 +67,7 @@ def run_all(cfg: Config, *, resume: bool = False, allow_stale: bool = False,
         # old runs are pruned only after a success: never when the quality gate will fail
         if keep is not None and (max_mase is None or m["mase"] <= max_mase):
             t = time.perf_counter()
-            removed = runs.prune(cfg.runs_dir, cfg.run_name, keep)
+            removed = runs.prune(cfg.runs_dir, cfg.run_name, keep, lock=False)
             stage("prune", f"removed {len(removed)} old runs of {cfg.run_name} (keep {keep})", t)
     summary["result"] = result
     return summary

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from stockrnn import runs
+from stockrnn import locking, runs
 from stockrnn.cli import cli
 from stockrnn.data import sources
 
@@ -136,6 +136,22 @@ def test_runs_prune_keep_never_removes_latest_or_running(zoo, base):
     invoke("runs", "prune", "smoke", "--keep", "0")
     assert remaining(base) == {zoo[k].name for k in ("a", "running")}
     assert invoke("evaluate", "--run", "smoke").exit_code == 0  # latest still works
+
+
+def test_runs_prune_respects_a_held_run_lock(zoo, base, caplog):
+    """A train/run of the name holds runs/<name>/.lock: pruning that name exits 75 and removes
+    nothing; pruning every name skips it with a warning and prunes the others."""
+    other = Path(shutil.copytree(zoo["killed"], base / "runs" / "other" / "20200104T000000Z"))
+    with locking.hold(base / "runs" / "smoke" / ".lock"):
+        result = invoke("runs", "prune", "smoke", "--keep", "0", code=75)
+        assert "another stockrnn run holds" in result.stderr
+        assert remaining(base) == {p.name for p in zoo.values()}
+        result = invoke("runs", "prune", "--keep", "0")
+        assert result.stdout.splitlines() == [f"removed {other}"]
+        assert "skipped" in result.stderr and "smoke" in result.stderr
+        assert remaining(base) == {p.name for p in zoo.values()}
+    invoke("runs", "prune", "smoke")  # free again
+    assert zoo["killed"].name not in remaining(base)
 
 
 def test_run_keep_prunes_after_success(zoo, base):
