@@ -112,7 +112,7 @@ class ModelConfig(Section):
     bidirectional: bool = False
     filters: int = Field(64, gt=0, description="conv1d: filters per layer.")
     kernel_size: int = Field(5, gt=0, description="conv1d: kernel width.")
-    pool_size: int = Field(2, gt=0, description="conv1d: max-pooling width (1 = none).")
+    pool_size: int = Field(1, gt=0, description="conv1d: max-pooling width (1 = none).")
     conv_layers: int = Field(1, gt=0, le=8, description="conv1d: number of conv+pool blocks.")
     dense_units: tuple[int, ...] = Field((), description="Hidden Dense layers of the head.")
     scope: Literal["per_ticker", "global"] = Field(

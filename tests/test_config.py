@@ -164,7 +164,7 @@ def test_conv1d_kernel_longer_than_look_back():
 
 def test_conv1d_pooling_deeper_than_look_back():
     msg = config_error(SMOKE, ["model.type=conv1d", "window.look_back=7", "model.kernel_size=2",
-                               "model.conv_layers=3"])
+                               "model.pool_size=2", "model.conv_layers=3"])
     assert msg.startswith(f"{SMOKE}: window.look_back: window.look_back (7) is too short for 3 ")
 
 
