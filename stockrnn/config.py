@@ -141,6 +141,7 @@ class TrainConfig(Section):
     seed: int = Field(42, ge=0)
     backend: Literal["tensorflow", "jax"] | None = Field(None, description="Keras backend (default: $KERAS_BACKEND or tensorflow).")
     steps_per_execution: int = Field(64, gt=0, description="Batches per compiled step (speed).")
+    backup_every_s: float = Field(5.0, ge=0, description="Seconds between backups for --resume (0: every epoch).")
 
 
 class PathsConfig(Section):

@@ -46,8 +46,10 @@ PY = sys.executable
 ITERATIONS = max(1, int(os.environ.get("STOCKRNN_FAULT_ITERATIONS", "1")))
 SEED = int(os.environ.get("STOCKRNN_FAULT_SEED", "20240611"))  # kill delays
 # enough epochs that training is still going when the test kills it
-LONG = ["--set", "train.epochs=40", "--set", "train.early_stopping.patience=40"]
-SIX = ["--set", "train.epochs=6", "--set", "train.early_stopping.patience=6"]  # injected kills
+# backups after every epoch (train.backup_every_s=0): these tests kill inside and between them
+EVERY = ["--set", "train.backup_every_s=0"]
+LONG = ["--set", "train.epochs=40", "--set", "train.early_stopping.patience=40", *EVERY]
+SIX = ["--set", "train.epochs=6", "--set", "train.early_stopping.patience=6", *EVERY]
 TEMP = re.compile(r"^\..+\.tmp")  # atomic.py's temp files: .<name>.<random>.tmp[.suffix]
 
 # A `stockrnn` process that hangs (so the test can SIGKILL it) at one chosen call:
@@ -450,6 +452,36 @@ def test_sigkill_during_train_then_resume(base, epochs_before_kill):
     assert not (run / "backup").exists()
     assert runs.latest(base / "runs", "smoke").path == run
     check_world(base, before)
+
+
+def test_sigkill_with_throttled_backups_resumes_from_the_last_backup(base):
+    """With backups at most every second (train.backup_every_s=1) the backup lags history.csv:
+    a run killed then resumes from the backup's epoch, repeats the epochs logged after it, and
+    ends with every epoch in its history once."""
+    args = ["--set", "train.epochs=150", "--set", "train.early_stopping.patience=150",
+            "--set", "train.backup_every_s=1"]
+    old = runs.latest(base / "runs", "smoke").path
+    proc = spawn(base, "train", "-c", SMOKE, *args)
+
+    def lagging():
+        run = newest_run(base)
+        if run == old:
+            return None
+        done = backup_epoch(run) or 0
+        return run if done >= 1 and history_rows(run) >= done + 2 else None
+
+    run = wait_for(lagging, proc, what="a backup that lags history.csv")
+    sigkill(proc)
+    killed_rows, finished = history_rows(run), backup_epoch(run)
+    assert finished is not None and finished < killed_rows
+
+    invoke("train", "-q", "-c", SMOKE, *args, "--resume")
+    assert resumed_at(run, killed_rows, 150) == finished
+    assert history_rows(run) > 150  # the repeated epochs were logged again
+    from stockrnn.training import read_history
+
+    assert read_history(run / "history.csv")["epoch"].tolist() == list(range(150))
+    assert json.loads((run / "meta.json").read_text())["status"] == "complete"
 
 
 def test_sigkill_while_model_is_replaced(base, tmp_path):

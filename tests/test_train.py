@@ -300,6 +300,8 @@ def test_interrupted_run_resumes_where_it_stopped(work, data_dir, monkeypatch, e
     assert meta["error"] == ("interrupted" if exc is KeyboardInterrupt else "RuntimeError: boom")
     assert runs.RunDir(run).status == "incomplete"
     assert history(run)["epoch"].tolist() == [0, 1, 2]
+    # the default backup_every_s (5 s) wrote no backup in these fast epochs: the interruption
+    # wrote the last finished epoch's
     assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 3
     assert not (run / "model.keras").exists()
     # an interrupted run never becomes latest
@@ -437,7 +439,8 @@ def test_backup_cut_short_by_a_kill(work, data_dir, monkeypatch, cut, finished, 
     new weights with an emptied metadata file. Resume must use the previous backup, or with
     none (the first epoch's) start over, never fail."""
     runs_dir = work / "runs"
-    epochs = ("train.epochs=4", "train.early_stopping.patience=50")
+    # a backup after every epoch, so the one before the cut one is there
+    epochs = ("train.epochs=4", "train.early_stopping.patience=50", "train.backup_every_s=0")
     with monkeypatch.context() as m:
         m.setattr(training, "epoch_logger", interrupt_at(finished, KeyboardInterrupt))
         assert train(runs_dir, data_dir, *epochs).exit_code == 130
@@ -479,7 +482,8 @@ def test_killed_process_resumes_from_its_last_finished_epoch(work, data_dir):
     """A real ``python -m stockrnn train`` killed with SIGKILL mid-training, then resumed."""
     runs_dir = work / "runs"
     total = 40
-    extra = (f"train.epochs={total}", "train.early_stopping.patience=1000")
+    # a backup after every epoch (the throttled default has its own test in test_faults.py)
+    extra = (f"train.epochs={total}", "train.early_stopping.patience=1000", "train.backup_every_s=0")
     cmd = [sys.executable, "-m", "stockrnn", "train", "-c", str(SMOKE),
            *set_args(overrides(runs_dir, data_dir, *extra))]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
