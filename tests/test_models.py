@@ -165,3 +165,33 @@ def test_parameter_count_grows_with_units(keras):
     small = registry.build_model(ModelConfig(type="gru", units=(4,)), (LOOK_BACK, 1), 1)
     big = registry.build_model(ModelConfig(type="gru", units=(8,)), (LOOK_BACK, 1), 1)
     assert big.count_params() > small.count_params()
+
+
+def test_unroll_auto_unrolls_short_simple_rnn_windows_on_tensorflow(keras):
+    """model.unroll: auto unrolls SimpleRNN stacks on TensorFlow up to 32 steps (faster), not
+    LSTM/GRU or longer windows; true/false are obeyed; unrolled and looped give the same
+    outputs with the same weights."""
+    from stockrnn.models.recurrent import AUTO_UNROLL_MAX_STEPS
+
+    def unroll_flags(cfg, steps):
+        model = registry.build_model(cfg, (steps, FEATURES), HORIZON)
+        return {layer.unroll for layer in model.layers if hasattr(layer, "unroll")}
+
+    assert keras.backend.backend() == "tensorflow"
+    rnn = ModelConfig(type="simple_rnn", units=(4, 4))
+    assert unroll_flags(rnn, LOOK_BACK) == {True}
+    assert unroll_flags(rnn, AUTO_UNROLL_MAX_STEPS) == {True}
+    assert unroll_flags(rnn, AUTO_UNROLL_MAX_STEPS + 1) == {False}
+    assert unroll_flags(TINY["lstm"], LOOK_BACK) == {False}
+    assert unroll_flags(TINY["gru"].model_copy(update={"unroll": True}), LOOK_BACK) == {True}
+    assert unroll_flags(rnn.model_copy(update={"unroll": False}), LOOK_BACK) == {False}
+
+    looped = registry.build_model(rnn.model_copy(update={"unroll": False}), (LOOK_BACK, FEATURES),
+                                  HORIZON)
+    rolled_out = registry.build_model(rnn, (LOOK_BACK, FEATURES), HORIZON)
+    rng = np.random.default_rng(1)
+    looped.set_weights([rng.normal(size=w.shape).astype("float32") for w in looped.get_weights()])
+    rolled_out.set_weights(looped.get_weights())
+    x, _ = data()
+    np.testing.assert_allclose(rolled_out.predict_on_batch(x), looped.predict_on_batch(x),
+                               rtol=1e-5, atol=1e-6)

@@ -6,15 +6,29 @@ from stockrnn.backend import use
 from stockrnn.config import ModelConfig
 from stockrnn.models.registry import head
 
+# Unrolled, TensorFlow runs a SimpleRNN stack 2-2.5x faster per epoch at look_back 7-30 for a
+# little more tracing time; LSTM/GRU gain 5-25% for 2-6 s more tracing, and on JAX (whose
+# scan is compiled by XLA) unrolling is slower. Measured in docs/benchmarks.md's set-up.
+AUTO_UNROLL_MAX_STEPS = 32
+
+
+def unrolled(cfg: ModelConfig, steps: int, backend: str) -> bool:
+    """Whether to unroll the recurrent layers (``model.unroll``; ``auto``: see above)."""
+    if cfg.unroll != "auto":
+        return cfg.unroll
+    return cfg.type == "simple_rnn" and backend == "tensorflow" and steps <= AUTO_UNROLL_MAX_STEPS
+
 
 def _recurrent(layer_name: str, cfg: ModelConfig, input_shape, horizon: int):
     keras = use()
     layer_cls = getattr(keras.layers, layer_name)
+    unroll = unrolled(cfg, input_shape[0], keras.backend.backend())
     inputs = keras.Input(shape=input_shape, name="window")
     x = inputs
     for i, units in enumerate(cfg.units):
         layer = layer_cls(units, dropout=cfg.dropout, recurrent_dropout=cfg.recurrent_dropout,
-                          return_sequences=i < len(cfg.units) - 1, name=f"{cfg.type}_{i}")
+                          return_sequences=i < len(cfg.units) - 1, unroll=unroll,
+                          name=f"{cfg.type}_{i}")
         if cfg.bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"bi_{cfg.type}_{i}")
         x = layer(x)
