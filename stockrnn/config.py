@@ -112,7 +112,7 @@ class ModelConfig(Section):
     bidirectional: bool = False
     unroll: Literal["auto"] | bool = Field(
         "auto", description="Unroll recurrent layers over the window: auto = SimpleRNN on "
-                            "TensorFlow with look_back <= 32 (2-2.5x faster epochs).")
+                            "TensorFlow with look_back <= 32 (1.7-2.4x faster epochs).")
     filters: int = Field(64, gt=0, description="conv1d: filters per layer.")
     kernel_size: int = Field(5, gt=0, description="conv1d: kernel width.")
     pool_size: int = Field(1, gt=0, description="conv1d: max-pooling width (1 = none).")

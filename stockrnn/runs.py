@@ -17,7 +17,7 @@ import shutil
 import socket
 from pathlib import Path
 
-from stockrnn import __version__, atomic
+from stockrnn import __version__, atomic, locking
 from stockrnn.errors import LockError, RunError
 
 log = logging.getLogger(__name__)
@@ -172,8 +172,6 @@ def prune(runs_dir: Path, name: str | None = None, keep: int | None = None,
     Takes each run name's lock (no waiting) unless ``lock`` is False (the caller holds it): for
     the one ``name`` asked for a held lock raises LockError; over all names a locked one is
     skipped with a warning."""
-    from stockrnn import locking
-
     removed = []
     root = Path(runs_dir)
     names = [name] if name else sorted(p.name for p in root.iterdir() if p.is_dir()) \

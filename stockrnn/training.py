@@ -72,8 +72,8 @@ def backup_and_restore(backup: Path, every_s: float = 0.0):
     over instead of failing every later ``--resume``.
 
     It writes at most every ``every_s`` seconds (0: after every epoch): writing the weights and
-    optimizer state takes a fifth to a half of a short epoch. In between it keeps the last finished epoch's
-    state in memory, and ``flush()`` writes that when training is interrupted by an exception
+    optimizer state takes about a quarter of a short epoch. In between it keeps the last
+    finished epoch's state in memory, and ``flush()`` writes that when training is interrupted by an exception
     (Ctrl-C, an error), so only a kill loses epochs: at most ``every_s`` seconds of them."""
     keras = use()
 

@@ -6,8 +6,8 @@ from stockrnn.backend import use
 from stockrnn.config import ModelConfig
 from stockrnn.models.registry import head
 
-# Unrolled, TensorFlow runs a SimpleRNN stack 2-2.5x faster per epoch at look_back 7-30 for a
-# little more tracing time; LSTM/GRU gain 5-25% for 2-6 s more tracing, and on JAX (whose
+# Unrolled, TensorFlow runs a SimpleRNN stack 1.7-2.4x faster per epoch at look_back 7-30 for
+# 0.4-3.3 s more tracing; LSTM/GRU gain 7-28% for up to 6 s more tracing, and on JAX (whose
 # scan is compiled by XLA) unrolling is slower. Measured in docs/benchmarks.md's set-up.
 AUTO_UNROLL_MAX_STEPS = 32
 
