@@ -43,6 +43,11 @@ bench: $(STAMP)
 bench-full: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+.PHONY: docs
+## docs: regenerate docs/reference.md (every command, option and config key) from the code
+docs: $(STAMP)
+	$(BIN)/python -m stockrnn.reference --write
+
 ## clean: remove .venv, caches and generated data/runs in this folder
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info data runs

@@ -28,16 +28,17 @@ def dataset_overrides(name: str, folder: Path, rows: int) -> list[str]:
 
 
 def train_and_score(family: str, data: str, seed: int, overrides: list[str], folder: Path):
-    from stockrnn import dataset, metrics, pipeline
+    from stockrnn import dataset, metrics, stages
     from stockrnn.config import load_config
+    from stockrnn.options import RunOptions
 
     cfg = load_config(CONFIGS / f"{family}.yaml", [
         *overrides, f"train.seed={seed}", "train.backend=tensorflow",
         f"paths.data_dir={folder / ('data-' + data)}", f"paths.runs_dir={folder / 'runs'}",
         f"paths.run_name={family}-{data}-{seed}"])
     started = time.perf_counter()
-    run = pipeline.train(cfg, progress="none")
-    _, res = pipeline.evaluate(str(run.path), "test")
+    run = stages.train(cfg, RunOptions(progress="none"))
+    _, res = stages.evaluate(str(run.path), "test")
     meta = run.meta()
     out = {"family": family, "dataset": data, "seed": seed, "n": res["n"],
            "mase": res["model"]["mase"], "mae": res["model"]["mae"],
@@ -47,7 +48,7 @@ def train_and_score(family: str, data: str, seed: int, overrides: list[str], fol
            "epochs_run": meta["epochs_run"], "best_epoch": meta["best_epoch"],
            "seconds": time.perf_counter() - started}
     if data == "ar1":
-        ds = dataset.build(pipeline.load_frame(cfg), cfg)
+        ds = dataset.build(stages.load_frame(cfg), cfg)
         anchors = ds.splits["test"].anchors
         actual, last = ds.actual_prices("test")[:, 0], ds.last_prices("test")
         oracle = synthetic.ar1_oracle(ds.target_prices, anchors)

@@ -71,7 +71,7 @@ def _speed(s: dict) -> list[str]:
            f"(patience = epochs), {s['repeats']} repeat(s) (medians). Reference: the lectures' "
            "recipe (Python-loop windows, MinMaxScaler on the train split, `keras.Sequential`, "
            "`compile('adam', 'mae')`, `fit(X, y, validation_data=..., batch_size=32)`). "
-           "stockrnn: `pipeline.train` with configs/<family>.yaml (log-return target, "
+           "stockrnn: `stages.train` with configs/<family>.yaml (log-return target, "
            "standard scaler, cached tf.data + steps_per_execution on TensorFlow, SimpleRNN "
            "unrolled on TensorFlow (`model.unroll: auto`), `--resume` backups at most every "
            "`train.backup_every_s` = 5 s with the last finished epoch kept in memory). "
@@ -110,7 +110,7 @@ def _speed(s: dict) -> list[str]:
                     "stockrnn / same-backend ref", "stockrnn / TF ref", "target", "status"],
                    rows_ms), "",
             "Train wall time (s). Reference total = windows + scaling + model + fit; stockrnn "
-            "total = `pipeline.train` (load, windows, fit with checkpoints, model save, "
+            "total = `stages.train` (load, windows, fit with checkpoints, model save, "
             "conformal intervals, loss plot). The 1st epoch includes tracing (TensorFlow) or "
             "XLA compilation (JAX), which dominates the fit time of a short run. A figure, "
             "not a target (the targets are per steady-state epoch, above): over a 12-epoch "
@@ -184,8 +184,8 @@ def _quality(q: dict) -> list[str]:
                      num(_pct(r.get("oracle_directional_accuracy")), ".1f", "%"),
                      goal, _status(r) + err])
     extra = f" with overrides {', '.join(q['overrides'])}" if q.get("overrides") else ""
-    return [f"configs/<family>.yaml as shipped{extra}; `pipeline.train` then "
-            f"`pipeline.evaluate` on the test split; seeds {q['seeds']} (mean over seeds). "
+    return [f"configs/<family>.yaml as shipped{extra}; `stages.train` then "
+            f"`stages.evaluate` on the test split; seeds {q['seeds']} (mean over seeds). "
             f"Data: the GOOG sample; a random walk of {q['synthetic_rows']} bars (log price, "
             f"fixed seed; persistence is optimal, MASE ~1 expected); AR(1) log returns, "
             f"phi {q['ar1_phi']}, {q['synthetic_rows']} bars, with the oracle "

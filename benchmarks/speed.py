@@ -66,13 +66,14 @@ class EpochLog(logging.Handler):
 
 
 def train_stockrnn(family: str, epochs: int, backend: str, workdir: Path, seed: int = 42) -> dict:
-    from stockrnn import pipeline
+    from stockrnn import stages
+    from stockrnn.options import RunOptions
 
     cfg = family_config(family, epochs, backend, workdir, seed)
-    pipeline.load_frame(cfg)  # put the sample into the store before the clock starts
+    stages.load_frame(cfg)  # put the sample into the store before the clock starts
     with EpochLog() as log:
         started = time.perf_counter()
-        run = pipeline.train(cfg, progress="lines")
+        run = stages.train(cfg, RunOptions(progress="lines"))
         total = time.perf_counter() - started
     meta = run.meta()
     out = {"epoch_seconds": log.seconds, "fit_seconds": meta["train_seconds"],
@@ -90,13 +91,13 @@ def train_core(family: str, epochs: int, backend: str, workdir: Path, seed: int 
     """Diagnostic: stockrnn's model, compile settings and input pipeline (``training.batches``)
     fitted with no callbacks, so the cost of checkpoints/backups/logging shows by difference."""
     from benchmarks.reference import epoch_timer
-    from stockrnn import dataset, pipeline, training
+    from stockrnn import dataset, stages, training
     from stockrnn.backend import seed_everything, use
     from stockrnn.models.registry import build_model
 
     keras = use(backend)
     cfg = family_config(family, epochs, backend, workdir, seed)
-    ds = dataset.build(pipeline.load_frame(cfg), cfg)
+    ds = dataset.build(stages.load_frame(cfg), cfg)
     seed_everything(seed)
     tr, va, t = ds.splits["train"], ds.splits["val"], cfg.train
     model = build_model(cfg.model, tuple(tr.x.shape[1:]), ds.horizon)

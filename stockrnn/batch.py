@@ -15,9 +15,7 @@ same per-ticker job, ``run_ticker``. A failing ticker is recorded and the others
 from __future__ import annotations
 
 import concurrent.futures as cf
-import csv
 import datetime as dt
-import io
 import logging
 import multiprocessing
 import os
@@ -25,16 +23,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stockrnn import atomic, locking
-from stockrnn.config import Config, check_tickers, validate_config
-from stockrnn.errors import ConfigError, StockRNNError
+from stockrnn import atomic, batchrow, locking, render, runs, tickers
+from stockrnn.config import Config, validate_config
+from stockrnn.errors import ConfigError, PipelineError, StockRNNError
+from stockrnn.options import DEFAULT, EXECUTORS, RunOptions
 
 log = logging.getLogger(__name__)
 
 SUMMARY_JSON, SUMMARY_CSV = "summary.json", "summary.csv"
-COLUMNS = ("ticker", "status", "error", "run_dir", "mase", "directional_accuracy", "test_mae",
-           "persistence_mae", "seconds")
-EXECUTORS = ("local", "ray")
 RAY_MISSING = "--executor ray needs Ray: pip install 'stockrnn[ray]'"
 #: Environment a Ray task takes from the driver (a worker's environment is the raylet's).
 RAY_ENV = ("STOCKRNN_DATA_DIR", "STOCKRNN_RUNS_DIR", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")
@@ -43,40 +39,6 @@ RAY_ENV = ("STOCKRNN_DATA_DIR", "STOCKRNN_RUNS_DIR", "KERAS_BACKEND", "TF_CPP_MI
 JOB_LOCK_WAIT = 600.0
 
 
-def tickers_of(cfg: Config) -> list[str]:
-    """The batch's tickers: data.tickers, or the lines of data.tickers_file (# comments)."""
-    if cfg.data.tickers is not None:
-        return list(cfg.data.tickers)
-    path = Path(cfg.data.tickers_file or "")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"data.tickers_file: cannot read {path}: "
-                          f"{getattr(exc, 'strerror', None) or exc}") from None
-    out = [line.split("#", 1)[0].strip() for line in text.splitlines()]
-    out = [t for t in out if t]
-    if not out:
-        raise ConfigError(f"data.tickers_file: {path} lists no tickers")
-    try:
-        check_tickers(out, f"data.tickers_file {path}")
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    return out
-
-
-def create_dir(cfg: Config, kind: str = "batch") -> Path:
-    """A new ``runs/<run_name>/<kind>-<UTC timestamp>[-i]/`` folder (batch, tune, ...)."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = cfg.runs_dir / cfg.run_name
-    base.mkdir(parents=True, exist_ok=True)
-    for i in range(1000):
-        path = base / (f"{kind}-{stamp}" if i == 0 else f"{kind}-{stamp}-{i}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise StockRNNError(f"cannot create a {kind} directory under {base}")
 
 
 def is_batch_dir(path: str | os.PathLike) -> bool:
@@ -114,35 +76,24 @@ def _init_worker(threads: int, log_level: int) -> None:
     root.propagate = False
 
 
-def run_ticker(raw: dict, ticker: str, opts: dict) -> dict:
+def run_ticker(raw: dict, ticker: str, opts: RunOptions) -> dict:
     """Run the whole pipeline for one ticker; never raises: returns the summary row."""
-    from stockrnn import workflow
+    from stockrnn import stages
 
     # tf.function "retracing" warnings: expected when one process trains several models
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     started = time.perf_counter()
-    row = dict.fromkeys(COLUMNS)
-    row.update(ticker=ticker)
-    summary: dict = {}
     try:
         cfg = validate_config(raw, "<batch>").for_ticker(ticker)
-        if opts.get("threads"):
-            _tf_threads(cfg.backend, opts["threads"])
-        workflow.run_all(
-            cfg, resume=opts["resume"], allow_stale=opts["allow_stale"], steps=opts["steps"],
-            wait=opts["wait"], keep=opts["keep"], progress="none", summary=summary,
-            on_stage=lambda name, line: log.info("%s %-9s %s", ticker, name, line))
-        m, p = summary["metrics"]["model"], summary["metrics"]["persistence"]
-        row.update(status="ok", run_dir=summary["run_dir"], mase=m["mase"],
-                   directional_accuracy=m["directional_accuracy"], test_mae=m["mae"],
-                   persistence_mae=p["mae"])
-    except StockRNNError as exc:
-        row.update(status="failed", error=str(exc))
+        if opts.threads:
+            _tf_threads(cfg.backend, opts.threads)
+        summary = stages.run_all(cfg, opts.replace(progress="none"), on_stage=lambda st: log.info(
+            "%s %s", ticker, render.stage(st)))
+        row = batchrow.ok(ticker, summary.run_dir, summary.result)
     except Exception as exc:  # one ticker's bug or bad data must not stop the batch
-        row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-    if row["status"] == "failed":
+        cause = exc.cause if isinstance(exc, PipelineError) else exc
+        row = batchrow.failed(ticker, cause, getattr(exc, "run_dir", None))
         log.warning("%s failed: %s", ticker, row["error"])
-        row["run_dir"] = summary.get("run_dir")  # set when it failed after training
     row["seconds"] = round(time.perf_counter() - started, 3)
     return row
 
@@ -164,66 +115,63 @@ def _tf_threads(backend: str, threads: int) -> None:
 # --------------------------------------------------------------------------- the batch
 
 
-def run_batch(cfg: Config, *, jobs: int = 1, resume: bool = False, allow_stale: bool = False,
-              steps: int | None = None, wait: float = 0.0, keep: int | None = None,
-              executor: str = "local", ray_address: str | None = None,
+def run_batch(cfg: Config, opts: RunOptions = DEFAULT,
               on_ticker: Callable[[dict], None] = lambda row: None) -> dict:
     """Run every ticker of ``cfg``; write and return the batch summary."""
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
-    if ray_address and executor != "ray":
+    if opts.executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {opts.executor!r}; valid: {', '.join(EXECUTORS)}")
+    if opts.ray_address and opts.executor != "ray":
         raise ConfigError("--ray-address needs --executor ray")
     scope = cfg.model.scope
-    ray = import_ray() if executor == "ray" and scope == "per_ticker" else None
-    tickers = tickers_of(cfg)
-    jobs = max(1, min(jobs, len(tickers)))
+    ray = import_ray() if opts.executor == "ray" and scope == "per_ticker" else None
+    names = tickers.listed(cfg)
+    jobs = max(1, min(opts.jobs, len(names)))
     cores = os.cpu_count() or 1
     threads = max(1, cores // jobs)
     raw = cfg.to_dict()
-    with locking.hold(cfg.runs_dir / cfg.run_name / ".lock", wait):
-        batch_dir = create_dir(cfg)
+    with locking.hold(runs.lock_path(cfg.runs_dir, cfg.run_name), opts.wait):
+        batch_dir = runs.stamped_dir(cfg.runs_dir / cfg.run_name, "batch-")
         started = dt.datetime.now(dt.UTC)
         t0 = time.perf_counter()
-        log.info("batch of %d tickers, %s, %d job(s) x %d thread(s) -> %s", len(tickers),
-                 "local" if ray is None else f"Ray at {ray_address or 'a local instance'}",
+        log.info("batch of %d tickers, %s, %d job(s) x %d thread(s) -> %s", len(names),
+                 "local" if ray is None else f"Ray at {opts.ray_address or 'a local instance'}",
                  jobs, threads, batch_dir)
         parallel = jobs > 1 or ray is not None
-        opts = {"resume": resume, "allow_stale": allow_stale, "steps": steps, "keep": keep,
-                "wait": max(wait, JOB_LOCK_WAIT) if parallel else wait,
-                "threads": threads if parallel else None}
+        job_opts = opts.replace(wait=max(opts.wait, JOB_LOCK_WAIT) if parallel else opts.wait,
+                                threads=threads if parallel else None, jobs=jobs)
         rows: dict[str, dict] = {}
         extra: dict = {}
         if scope == "global":
             from stockrnn import globalmodel
 
-            if jobs > 1 or executor != "local":
+            if jobs > 1 or opts.executor != "local":
                 log.warning("model.scope global trains one model in this process; --jobs and "
                             "--executor are not used")
-            rows, extra = globalmodel.run(cfg, tickers, opts, on_ticker)
+            rows, extra = globalmodel.run(cfg, names, job_opts, on_ticker)
         elif ray is not None:
-            rows = run_on_ray(ray, raw, tickers, opts, jobs, threads, ray_address, on_ticker)
+            rows = run_on_ray(ray, raw, names, job_opts, threads, on_ticker)
         elif jobs == 1:
-            for t in tickers:
-                rows[t] = run_ticker(raw, t, opts)
+            for t in names:
+                rows[t] = run_ticker(raw, t, job_opts)
                 on_ticker(rows[t])
         else:
             ctx = multiprocessing.get_context("spawn")
             level = logging.getLogger("stockrnn").getEffectiveLevel()
             with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
                                         initargs=(threads, level)) as pool:
-                futures = {pool.submit(run_ticker, raw, t, opts): t for t in tickers}
+                futures = {pool.submit(run_ticker, raw, t, job_opts): t for t in names}
                 for fut in cf.as_completed(futures):
                     t = futures[fut]
                     try:
                         rows[t] = fut.result()
                     except Exception as exc:  # the worker process died (killed, out of memory)
-                        rows[t] = failed_row(t, f"worker process failed: {type(exc).__name__}: "
-                                                f"{exc}")
+                        rows[t] = batchrow.failed(t, f"worker process failed: "
+                                                     f"{type(exc).__name__}: {exc}")
                     on_ticker(rows[t])
-        ordered = [rows[t] for t in tickers]
+        ordered = [rows[t] for t in names]
         failed = [r["ticker"] for r in ordered if r["status"] != "ok"]
         summary = {"batch_dir": str(batch_dir), "config": cfg.run_name, "jobs": jobs,
-                   "executor": executor, "ray_address": ray_address,
+                   "executor": opts.executor, "ray_address": opts.ray_address,
                    "threads_per_job": threads if parallel else cores,
                    "started": started.isoformat(timespec="seconds"),
                    "seconds": round(time.perf_counter() - t0, 3),
@@ -231,10 +179,6 @@ def run_batch(cfg: Config, *, jobs: int = 1, resume: bool = False, allow_stale: 
                    "tickers": ordered, "ok": len(ordered) - len(failed), "failed": failed}
         write_summary(batch_dir, summary)
     return summary
-
-
-def failed_row(ticker: str, error: str) -> dict:
-    return {**dict.fromkeys(COLUMNS), "ticker": ticker, "status": "failed", "error": error}
 
 
 # --------------------------------------------------------------------------- Ray
@@ -249,21 +193,24 @@ def import_ray():
     return ray
 
 
-def _ray_job(raw: dict, ticker: str, opts: dict, env: dict, cwd: str, log_level: int) -> dict:
+def _ray_job(raw: dict, ticker: str, opts: RunOptions, env: dict, cwd: str,
+             log_level: int) -> dict:
     """One ticker as a Ray task: the driver's STOCKRNN_*/Keras environment and working folder
     (when the worker's machine has it: on a remote cluster give absolute shared paths), then
     the same ``run_ticker`` as a local job."""
     os.environ.update(env)
     if os.path.isdir(cwd):
         os.chdir(cwd)
-    _init_worker(opts["threads"], log_level)
+    _init_worker(opts.threads, log_level)
     return run_ticker(raw, ticker, opts)
 
 
-def run_on_ray(ray, raw: dict, tickers: list[str], opts: dict, jobs: int, threads: int,
-               address: str | None, on_ticker: Callable[[dict], None]) -> dict[str, dict]:
-    """Each ticker as a Ray task asking for ``threads`` CPUs, on the cluster at ``address`` or on
-    a local Ray of ``jobs * threads`` CPUs started here (and shut down after)."""
+def run_on_ray(ray, raw: dict, names: list[str], opts: RunOptions, threads: int,
+               on_ticker: Callable[[dict], None]) -> dict[str, dict]:
+    """Each ticker as a Ray task asking for ``threads`` CPUs, on the cluster at
+    ``opts.ray_address`` or on a local Ray of ``jobs * threads`` CPUs started here (and shut
+    down after)."""
+    address, jobs = opts.ray_address, opts.jobs
     started_here = not ray.is_initialized()
     if started_here:
         try:
@@ -283,7 +230,7 @@ def run_on_ray(ray, raw: dict, tickers: list[str], opts: dict, jobs: int, thread
         env = {k: os.environ[k] for k in RAY_ENV if k in os.environ}
         level = logging.getLogger("stockrnn").getEffectiveLevel()
         task = ray.remote(num_cpus=threads, max_retries=0)(_ray_job)
-        refs = {task.remote(raw, t, opts, env, os.getcwd(), level): t for t in tickers}
+        refs = {task.remote(raw, t, opts, env, os.getcwd(), level): t for t in names}
         rows: dict[str, dict] = {}
         pending = list(refs)
         while pending:
@@ -294,8 +241,8 @@ def run_on_ray(ray, raw: dict, tickers: list[str], opts: dict, jobs: int, thread
             except Exception as exc:  # the task's worker died (killed, out of memory, node lost)
                 cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the task's error
                 text = str(cause).strip().splitlines()
-                rows[t] = failed_row(t, f"Ray task failed: {type(cause).__name__}: "
-                                        f"{text[-1] if text else ''}")
+                rows[t] = batchrow.failed(t, f"Ray task failed: {type(cause).__name__}: "
+                                             f"{text[-1] if text else ''}")
             on_ticker(rows[t])
         return rows
     finally:
@@ -304,24 +251,6 @@ def run_on_ray(ray, raw: dict, tickers: list[str], opts: dict, jobs: int, thread
 
 
 def write_summary(batch_dir: Path, summary: dict) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    w.writeheader()
-    w.writerows({k: r.get(k) for k in COLUMNS} for r in summary["tickers"])
-    atomic.write_text(batch_dir / SUMMARY_CSV, buf.getvalue())
+    atomic.write_text(batch_dir / SUMMARY_CSV, render.to_csv(summary["tickers"],
+                                                             render.BATCH_COLUMNS))
     atomic.write_json(batch_dir / SUMMARY_JSON, summary)
-
-
-def format_table(rows: list[dict]) -> str:
-    def f(v, spec):
-        return "-" if v is None else format(v, spec)
-
-    width = max([6, *(len(r["ticker"]) for r in rows)])
-    out = [f"{'ticker':{width}s} {'status':6s} {'MASE':>7s} {'dir.acc':>7s} {'test MAE':>9s} "
-           f"{'seconds':>7s}  run / error"]
-    for r in rows:
-        tail = r["run_dir"] or "" if r["status"] == "ok" else f"error: {r['error']}"
-        out.append(f"{r['ticker']:{width}s} {r['status']:6s} {f(r['mase'], '.4f'):>7s} "
-                   f"{f(r['directional_accuracy'], '.1%'):>7s} {f(r['test_mae'], '.4f'):>9s} "
-                   f"{f(r['seconds'], '.1f'):>7s}  {tail}")
-    return "\n".join(out) + "\n"

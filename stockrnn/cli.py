@@ -12,6 +12,7 @@ import sys
 import click
 
 from stockrnn import __version__
+from stockrnn import tickers as checked
 from stockrnn.errors import StockRNNError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -122,63 +123,37 @@ def fetch(ctx, tickers, source, csv_path, column, start, end, interval, data_dir
     every ticker of the config (data.ticker, data.tickers or data.tickers_file), each from its
     configured source, into the config's data dir.
     """
-    from stockrnn.data.sources import INTERVALS, make_source
+    from stockrnn import stages
+    from stockrnn.data import intervals
+    from stockrnn.data.sources import make_source
     from stockrnn.data.store import Store
     from stockrnn.errors import ConfigError
+
+    quiet = quiet or ctx.obj.get("quiet")
+    on_result = (lambda r: None) if quiet else (lambda r: click.echo(r.line()))
+
+    def on_error(ticker, exc):
+        click.echo(f"Error: {ticker}: {exc}", err=True)
 
     if config_path is not None or overrides:
         if tickers:
             raise ConfigError("give TICKER arguments or --config, not both")
-        return fetch_config(ctx, load(config_path, overrides), full, wait, quiet)
+        return stages.fetch_config(load(config_path, overrides), full, wait, on_result, on_error)
     if not tickers:
         raise click.UsageError("give one or more TICKER arguments, or --config FILE")
-    if interval not in INTERVALS:
-        raise ConfigError(f"unknown interval {interval!r}; valid: {', '.join(INTERVALS)}")
+    try:
+        intervals.get(interval)
+        checked.check_all(tickers, "TICKER")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if csv_path and source == "yahoo":
         source = "csv"
     elif csv_path and source != "csv":
         raise ConfigError(f"--csv reads a file with --source csv, not --source {source}")
     store = Store(data_dir)
     src = make_source(source, csv_path=csv_path, column=column, cache_dir=store.cache_dir)
-    fetch_each(ctx, tickers, quiet,
-               lambda t: store.update(src, t, interval, start, end, full=full, wait=wait))
-
-
-def fetch_each(ctx, tickers, quiet: bool, update) -> None:
-    """``update(ticker)`` for each ticker: one line each; with several tickers a data error is
-    reported and the others still fetched, then exit 1 at the end."""
-    failed = []
-    for ticker in tickers:
-        try:
-            result = update(ticker)
-        except StockRNNError as exc:
-            if len(tickers) == 1 or exc.exit_code != 1:
-                raise
-            click.echo(f"Error: {ticker}: {exc}", err=True)
-            failed.append(ticker)
-            continue
-        if not (quiet or ctx.obj.get("quiet")):
-            click.echo(result.line())
-    if failed:
-        raise StockRNNError(f"{len(failed)} of {len(tickers)} tickers failed: {', '.join(failed)}")
-
-
-def fetch_config(ctx, cfg, full: bool, wait: float, quiet: bool) -> None:
-    """`fetch --config`: each ticker of the config from its own source; failures reported, the
-    others still fetched, exit 1 at the end."""
-    from stockrnn import batch
-    from stockrnn.data.sources import make_source
-    from stockrnn.data.store import Store
-
-    names = batch.tickers_of(cfg) if cfg.is_batch else [cfg.data.ticker]
-    store = Store(cfg.data_dir)
-
-    def update(ticker):
-        d = (cfg.for_ticker(ticker) if cfg.is_batch else cfg).data
-        src = make_source(d.source, csv_path=d.path, column=d.column, cache_dir=store.cache_dir)
-        return store.update(src, ticker, d.interval, d.start, d.end, full=full, wait=wait)
-
-    fetch_each(ctx, names, quiet, update)
+    stages.fetch_each(tickers, lambda t: store.update(src, t, interval, start, end, full=full,
+                                                      wait=wait), on_result, on_error)
 
 
 def config_options(f):
@@ -212,16 +187,13 @@ def progress_mode(quiet: bool) -> str:
 @click.pass_context
 def prepare(ctx, config_path, overrides, wait):
     """Split chronologically, fit scalers on the training split only, build windows, and write
-    the dataset artifact (fetching the ticker first when it is not stored)."""
-    from stockrnn import pipeline
+    the dataset artifact that train and run use (fetching the ticker first when it is not
+    stored; an artifact that is current for the config and the stored prices is kept)."""
+    from stockrnn import render, stages
 
-    cfg = load(config_path, overrides)
-    ds, path = pipeline.prepare(cfg, wait=wait)
-    for name, sp in ds.splits.items():
-        m = ds.meta()["splits"][name]
-        click.echo(f"{name:5s} {len(sp):6d} windows  rows {m['first']}..{m['last']}  "
-                   f"x{tuple(sp.x.shape)} y{tuple(sp.y.shape)}")
-    click.echo(path)
+    prep = stages.prepare(load(config_path, overrides), wait=wait)
+    click.echo(render.splits(prep.dataset), nl=False)
+    click.echo(prep.path)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -232,12 +204,14 @@ def prepare(ctx, config_path, overrides, wait):
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
 def train(ctx, config_path, overrides, resume, wait, quiet):
-    """Train the configured model into runs/<run_name>/<UTC timestamp>/ and print that path."""
-    from stockrnn import pipeline, runs
+    """Train the configured model into runs/<run_name>/<UTC timestamp>/ and print that path
+    (from the prepared dataset when it is current, else building it first)."""
+    from stockrnn import runs, stages
+    from stockrnn.options import RunOptions
 
     cfg = load(config_path, overrides)
-    run = pipeline.train(cfg, resume=resume, wait=wait,
-                         progress=progress_mode(quiet or ctx.obj.get("quiet")))
+    run = stages.train(cfg, RunOptions(resume=resume, wait=wait,
+                                       progress=progress_mode(quiet or ctx.obj.get("quiet"))))
     meta = run.meta()
     log.info("trained %s: %d epochs, %s, %.1fs", meta["model_type"], meta["epochs_run"],
              runs.best_line(meta), meta["train_seconds"])
@@ -251,16 +225,6 @@ def run_options(f):
                         help="A run directory, or a run name (its latest complete run).")(f)
 
 
-def gate(result: dict, max_mase: float | None) -> None:
-    from stockrnn.errors import QualityGateError
-
-    mase = result["model"]["mase"]
-    if max_mase is not None and not mase <= max_mase:
-        raise QualityGateError(f"quality gate failed: model MASE {mase:.4f} > --max-mase "
-                               f"{max_mase:g} on the {result['split']} split "
-                               f"(metrics written to {result['run']}/metrics_{result['split']}.json)")
-
-
 @cli.command(context_settings=CONTEXT)
 @run_options
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
@@ -271,17 +235,15 @@ def gate(result: dict, max_mase: float | None) -> None:
 def evaluate(run_ref, runs_dir, split, as_json, max_mase):
     """Score a run against the persistence, drift and moving-average baselines on the same
     points, in price units; write metrics_<split>.json and plots."""
-    import json
+    from stockrnn import gates, render, stages
 
-    from stockrnn import evaluation, pipeline
-
-    run, result = pipeline.evaluate(run_ref, split, runs_dir)
+    run, result = stages.evaluate(run_ref, split, runs_dir)
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(render.to_json(result), nl=False)
     else:
         click.echo(f"run {run.path}")
-        click.echo(evaluation.format_table(result))
-    gate(result, max_mase)
+        click.echo(render.evaluation(result), nl=False)
+    gates.check_mase(result, max_mase)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -297,10 +259,10 @@ def evaluate(run_ref, runs_dir, split, as_json, max_mase):
 @click.option("--allow-stale", is_flag=True, help="Forecast even from stale stored data.")
 def predict(run_ref, runs_dir, steps, as_of, fmt, output, allow_stale):
     """Forecast the next bars with 80% and 95% conformal intervals from the latest stored data."""
-    from stockrnn import atomic, pipeline
+    from stockrnn import atomic, render, stages
 
-    run, fc = pipeline.predict(run_ref, steps, as_of, allow_stale, runs_dir)
-    text = pipeline.format_forecast(fc, fmt)
+    run, fc = stages.predict(run_ref, steps, as_of, allow_stale, runs_dir)
+    text = render.forecast(fc, fmt)
     if output:
         atomic.write_text(output, text)
         log.info("forecast written to %s", output)
@@ -338,92 +300,75 @@ def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, k
     """The whole pipeline: fetch -> prepare -> train -> evaluate (test) -> predict, one line
     per stage; the run directory is printed last. With a multi-ticker config (data.tickers or
     data.tickers_file): one run per ticker, a summary table, the batch directory printed last."""
-    import json
+    from stockrnn import gates, render, stages
+    from stockrnn.errors import ConfigError, PipelineError
+    from stockrnn.options import RunOptions
 
-    from stockrnn import workflow
-
-    try:
-        batch_cfg = load(config_path, overrides)
-    except StockRNNError:
-        batch_cfg = None  # reported below, the same way as for one ticker
-    if batch_cfg is not None and batch_cfg.is_batch:
-        return run_batch(batch_cfg, max_mase=max_mase, resume=resume, allow_stale=allow_stale,
-                         steps=steps, keep=keep, as_json=as_json, jobs=jobs,
-                         allow_failures=allow_failures, wait=wait, executor=executor,
-                         ray_address=ray_address)
-    if batch_cfg is not None and (executor != "local" or ray_address):
-        from stockrnn.errors import ConfigError
-
-        raise ConfigError("--executor ray and --ray-address run the tickers of a multi-ticker "
-                          "config (data.tickers or data.tickers_file); this config has one")
-
-    def echo_stage(name: str, line: str) -> None:
-        if not as_json:
-            click.echo(f"{name:9s} {line}")
-
-    summary = {"stages": [], "run_dir": None}
+    opts = RunOptions(resume=resume, allow_stale=allow_stale, steps=steps, keep=keep,
+                      max_mase=max_mase, wait=wait, jobs=jobs, executor=executor,
+                      ray_address=ray_address, allow_failures=allow_failures,
+                      progress=progress_mode(quiet or ctx.obj.get("quiet")))
     try:
         cfg = load(config_path, overrides)
-        workflow.run_all(cfg, resume=resume, allow_stale=allow_stale, steps=steps,
-                         wait=wait, keep=keep, max_mase=max_mase, on_stage=echo_stage, summary=summary,
-                         progress=progress_mode(quiet or ctx.obj.get("quiet")))
-        if not as_json:
-            click.echo(summary["run_dir"])
-        gate(summary.pop("result"), max_mase)
-        summary.update(status="ok", exit_code=0)
     except StockRNNError as exc:
-        summary.pop("result", None)
-        summary.update(status="error", exit_code=exc.exit_code, error=str(exc))
-        raise
-    finally:
         if as_json:
-            click.echo(json.dumps(summary, indent=2, default=str))
+            click.echo(render.run_json(error=exc), nl=False)
+        raise
+    if cfg.is_batch:
+        return run_batch(cfg, opts, as_json)
+    try:
+        if executor != "local" or ray_address:
+            raise ConfigError("--executor ray and --ray-address run the tickers of a "
+                              "multi-ticker config (data.tickers or data.tickers_file); this "
+                              "config has one")
+        summary = stages.run_all(cfg, opts, on_stage=(lambda st: None) if as_json else
+                                 lambda st: click.echo(render.stage(st)))
+    except PipelineError as exc:
+        if as_json:
+            click.echo(render.run_json(error=exc, stages=exc.stages, run_dir=exc.run_dir),
+                       nl=False)
+        raise
+    except StockRNNError as exc:
+        if as_json:
+            click.echo(render.run_json(error=exc), nl=False)
+        raise
+    try:
+        gates.check_mase(summary.result, max_mase)
+    except StockRNNError as exc:
+        if as_json:
+            click.echo(render.run_json(summary, error=exc), nl=False)
+        else:
+            click.echo(summary.run_dir)
+        raise
+    click.echo(render.run_json(summary) if as_json else summary.run_dir, nl=not as_json)
 
 
-def run_batch(cfg, *, max_mase, resume, allow_stale, steps, keep, as_json, jobs, allow_failures,
-              wait, executor="local", ray_address=None) -> None:
+def run_batch(cfg, opts, as_json: bool) -> None:
     """`run` over a multi-ticker config: a line per finished ticker on stderr, the table and
     the batch directory on stdout; exit 1 when more than --allow-failures tickers failed, 3
     when a ticker that ran is above --max-mase."""
-    import json
-
-    from stockrnn import batch
-    from stockrnn.errors import QualityGateError
+    from stockrnn import batch, gates, render
 
     def done(row):
         if row["status"] == "ok":
             log.info("%s ok: test MASE %.4f (%.1fs)", row["ticker"], row["mase"], row["seconds"])
 
     try:
-        summary = batch.run_batch(cfg, jobs=jobs, resume=resume, allow_stale=allow_stale,
-                                  steps=steps, wait=wait, keep=keep, executor=executor,
-                                  ray_address=ray_address, on_ticker=done)
+        summary = batch.run_batch(cfg, opts, on_ticker=done)
     except StockRNNError as exc:  # before any ticker ran: lock held, unreadable tickers_file
         if as_json:
-            click.echo(json.dumps({"status": "error", "exit_code": exc.exit_code,
-                                   "error": str(exc), "tickers": []}, indent=2))
+            click.echo(render.to_json({"status": "error", "exit_code": exc.exit_code,
+                                       "error": str(exc), "tickers": []}), nl=False)
         raise
-    rows, failed = summary["tickers"], summary["failed"]
-    above = [r["ticker"] for r in rows if r["status"] == "ok" and max_mase is not None
-             and not r["mase"] <= max_mase]
-    error = None
-    if len(failed) > allow_failures:
-        error = StockRNNError(f"{len(failed)} of {len(rows)} tickers failed: {', '.join(failed)} "
-                              f"(--allow-failures {allow_failures}); see "
-                              f"{summary['batch_dir']}/summary.json")
-    elif above:
-        error = QualityGateError(f"quality gate failed: test MASE above --max-mase {max_mase:g} "
-                                 f"for {', '.join(above)} (see {summary['batch_dir']})")
+    error = gates.batch_outcome(summary, opts.allow_failures, opts.max_mase)
     if as_json:
         summary.update(status="ok" if error is None else "error",
                        exit_code=0 if error is None else error.exit_code,
                        **({"error": str(error)} if error else {}))
-        click.echo(json.dumps(summary, indent=2, default=str))
+        click.echo(render.to_json(summary), nl=False)
     else:
-        click.echo(batch.format_table(rows), nl=False)
-        how = "Ray" if summary.get("executor") == "ray" else f"{summary['jobs']} job(s)"
-        click.echo(f"{summary['ok']} ok, {len(failed)} failed in {summary['seconds']:.1f}s "
-                   f"({how}); summary: {summary['batch_dir']}/summary.json")
+        click.echo(render.batch_table(summary["tickers"]), nl=False)
+        click.echo(render.batch_footer(summary), nl=False)
         click.echo(summary["batch_dir"])
     if error is not None:
         raise error
@@ -439,9 +384,7 @@ def tune(config_path, overrides, trials, as_json, wait):
     """Search the config's tune: ranges with Optuna on validation loss only (the config as
     written is trial 0), retrain the best as <run_name>-tuned and evaluate it on test once.
     Writes trials.csv/json, best.yaml and summary.json; prints the tune directory last."""
-    import json
-
-    from stockrnn import tuning
+    from stockrnn import render, tuning
 
     cfg = load(config_path, overrides)
 
@@ -451,14 +394,10 @@ def tune(config_path, overrides, trials, as_json, wait):
 
     summary = tuning.tune(cfg, trials, wait=wait, on_trial=done)
     if as_json:
-        click.echo(json.dumps(summary, indent=2, default=str))
+        click.echo(render.to_json(summary), nl=False)
         return
-    click.echo(tuning.format_table(summary["results"], summary["best"]["trial"]), nl=False)
-    d, b, t = summary["default"], summary["best"], summary["test"]
-    click.echo(f"default val_loss {d['val_loss']:.5f}, best val_loss {b['val_loss']:.5f} "
-               f"(trial {b['trial']}) -> {summary['best_yaml']}")
-    click.echo(f"retrained {summary['run_dir']}: test MASE {t['mase']:.4f} (MAE {t['mae']:.4f} "
-               f"vs persistence {t['persistence_mae']:.4f})")
+    click.echo(render.trials_table(summary["results"], summary["best"]["trial"]), nl=False)
+    click.echo(render.tune_footer(summary), nl=False)
     click.echo(summary["tune_dir"])
 
 
@@ -470,9 +409,9 @@ def tune(config_path, overrides, trials, as_json, wait):
               show_default=True, help="Output format of the leaderboard.")
 def compare(run_refs, runs_dir, fmt):
     """Leaderboard of runs: model, data, look_back, epochs, test MAE, MASE, direction, time."""
-    from stockrnn import leaderboard
+    from stockrnn import leaderboard, render
 
-    click.echo(leaderboard.render(leaderboard.collect(run_refs, runs_dir), fmt), nl=False)
+    click.echo(render.leaderboard(leaderboard.collect(run_refs, runs_dir), fmt), nl=False)
 
 
 @cli.group("runs", context_settings=CONTEXT)
@@ -486,13 +425,17 @@ def runs_group():
               help="Runs folder [default: $STOCKRNN_RUNS_DIR or ./runs].")
 def runs_list(name, runs_dir):
     """One line per run: status (complete, running, incomplete), latest mark, path."""
-    from stockrnn import runs
+    from stockrnn import render, runs
+    from stockrnn.config import runs_dir as runs_root
 
-    root = runs.runs_root(runs_dir)
-    for run in runs.list_runs(root, name):
+    root = runs_root(runs_dir)
+
+    def is_latest(run):
         cur = runs.latest(root, run.name)
-        mark = "*" if cur is not None and cur.path == run.path else " "
-        click.echo(f"{run.status:10s} {mark} {run.path}")
+        return cur is not None and cur.path == run.path
+
+    click.echo(render.runs_list((r.status, is_latest(r), r.path)
+                                for r in runs.list_runs(root, name)), nl=False)
 
 
 @runs_group.command("prune", context_settings=CONTEXT)
@@ -505,8 +448,9 @@ def runs_prune(name, keep, runs_dir):
     """Remove interrupted runs and, with --keep N, all but the newest N complete runs.
     Never removes a run name's latest run or a run in progress."""
     from stockrnn import runs
+    from stockrnn.config import runs_dir as runs_root
 
-    for run in runs.prune(runs.runs_root(runs_dir), name, keep):
+    for run in runs.prune(runs_root(runs_dir), name, keep):
         click.echo(f"removed {run.path}")
 
 

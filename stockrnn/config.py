@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from stockrnn import tickers
+from stockrnn.data import intervals
 from stockrnn.errors import ConfigError
 
 Column = Literal["Open", "High", "Low", "Close", "Volume"]
@@ -37,22 +39,22 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    source: SourceName = Field("sample", description="Where prices come from.")
-    ticker: str = Field("GOOG", min_length=1, description="Ticker symbol.")
+    source: SourceName = Field("sample", description="Where prices come from: yahoo (Yahoo Finance), csv (the file data.path), sample (the bundled GOOG prices) or synthetic (seeded RW<n>/AR<n> series).")
+    ticker: str = Field("GOOG", min_length=1, description="Ticker symbol: letters, digits and ^ . - = _ only (ignored when data.tickers or data.tickers_file is given).")
     tickers: tuple[str, ...] | None = Field(None, min_length=1,
-                                            description="Several tickers: one run per ticker.")
+                                            description="Several tickers ([GOOG, RW1]): `run` trains them as a batch, one run per ticker (or one global model, model.scope); no ticker twice.")
     tickers_file: str | None = Field(None, min_length=1,
-                                     description="File with one ticker per line (# comments).")
+                                     description="File with one ticker per line (# starts a comment, blank lines ignored; relative to the working directory), instead of data.tickers.")
     sources: dict[str, SourceName] = Field(default_factory=dict,
-                                           description="Per-ticker source, overriding data.source.")
-    path: str | None = Field(None, description="CSV file (source: csv).")
-    column: str | None = Field(None, description="Close-price column name in the CSV.")
+                                           description="Per-ticker source overriding data.source, e.g. {GOOG: sample}.")
+    path: str | None = Field(None, description="CSV file to read (required with source: csv).")
+    column: str | None = Field(None, description="Close-price column of the CSV, when it is not found by name.")
     start: dt.date | None = Field(None, description="First date used (inclusive).")
     end: dt.date | None = Field(None, description="Last date used (inclusive).")
-    interval: str = Field("1d", description="Bar interval.")
-    features: tuple[Column, ...] = Field(("Close",), min_length=1, description="Input columns.")
-    target: Literal["Open", "High", "Low", "Close"] = Field("Close", description="Predicted column.")
-    max_age_days: int = Field(7, ge=0, description="predict/run: data older than this is stale.")
+    interval: str = Field("1d", description="Bar interval (yfinance names): 1m, 2m, 5m, 15m, 30m, 60m, 90m, 1h, 1d, 5d, 1wk, 1mo or 3mo.")
+    features: tuple[Column, ...] = Field(("Close",), min_length=1, description="Input columns, any of Open, High, Low, Close, Volume (each once).")
+    target: Literal["Open", "High", "Low", "Close"] = Field("Close", description="Predicted column (need not be an input).")
+    max_age_days: int = Field(7, ge=0, description="predict: stored yahoo data older than this many days are stale (exit 1 unless --allow-stale).")
 
     @model_validator(mode="after")
     def _check(self):
@@ -60,8 +62,12 @@ class DataConfig(Section):
             raise ValueError("data.path is required when data.source is csv")
         if self.tickers is not None and self.tickers_file is not None:
             raise ValueError("give data.tickers or data.tickers_file, not both")
+        tickers.check(self.ticker, "data.ticker")
         if self.tickers is not None:
-            check_tickers(self.tickers, "data.tickers")
+            tickers.check_all(self.tickers, "data.tickers")
+        for t in self.sources:
+            tickers.check(t, "data.sources")
+        intervals.get(self.interval)
         if self.start and self.end and self.start >= self.end:
             raise ValueError(f"data.start ({self.start}) must be before data.end ({self.end})")
         if len(set(self.features)) != len(self.features):
@@ -69,27 +75,16 @@ class DataConfig(Section):
         return self
 
 
-def check_tickers(tickers, where: str) -> None:
-    """Raise ValueError for a blank, spaced or repeated ticker (case-insensitive)."""
-    seen = set()
-    for t in tickers:
-        if not t or not t.strip() or any(c.isspace() for c in t):
-            raise ValueError(f"{where}: {t!r} is not a ticker symbol")
-        if t.upper() in seen:
-            raise ValueError(f"{where}: {t} is listed twice")
-        seen.add(t.upper())
-
-
 class WindowConfig(Section):
-    look_back: int = Field(30, gt=0, le=5000, description="Past bars fed to the model.")
+    look_back: int = Field(30, gt=0, le=5000, description="Past bars fed to the model (the window length).")
     foresight: int = Field(0, ge=0, description="Bars skipped between the last input and the first target (0 = next bar).")
     horizon: int = Field(1, gt=0, le=250, description="Future bars predicted at once.")
 
 
 class SplitConfig(Section):
-    train: float = Field(0.70, gt=0, lt=1)
-    val: float = Field(0.15, gt=0, lt=1)
-    test: float = Field(0.15, gt=0, lt=1)
+    train: float = Field(0.70, gt=0, lt=1, description="Fraction of the rows, the earliest, for training; every scaler and statistic is fitted on these only. train + val + test = 1.")
+    val: float = Field(0.15, gt=0, lt=1, description="Fraction of the rows after the training rows for validation: early stopping, the kept epoch, conformal intervals, tune's selection.")
+    test: float = Field(0.15, gt=0, lt=1, description="Fraction of the rows, the latest, held out for evaluate (scored once, never used to choose anything).")
 
     @model_validator(mode="after")
     def _sums_to_one(self):
@@ -100,24 +95,25 @@ class SplitConfig(Section):
 
 
 class ScalingConfig(Section):
-    scaler: Literal["minmax", "standard"] = Field("standard", description="Input scaler, fitted on the training split only.")
-    target_transform: Literal["log_return", "level"] = Field("log_return", description="What the network predicts.")
+    scaler: Literal["minmax", "standard"] = Field("standard", description="Input scaler (standard: mean/sd, minmax: to [0, 1]), fitted on the training split only.")
+    target_transform: Literal["log_return", "level"] = Field("log_return", description="What the network predicts: log_return (the log return from the last price; 0 is the persistence forecast) or level (the scaled price, as in the lectures).")
 
 
 class ModelConfig(Section):
-    type: ModelType = Field("lstm", description="Model family.")
-    units: tuple[int, ...] = Field((32,), min_length=1, description="Recurrent units per stacked layer.")
-    dropout: float = Field(0.0, ge=0, lt=1)
-    recurrent_dropout: float = Field(0.0, ge=0, lt=1)
-    bidirectional: bool = False
+    type: ModelType = Field("lstm", description="Model family: simple_rnn, lstm, gru or conv1d.")
+    units: tuple[int, ...] = Field((32,), min_length=1, description="Recurrent units per stacked layer ([64, 32]: two layers).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout rate on the inputs of each recurrent layer (conv1d: a Dropout layer before the head).")
+    recurrent_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout rate on the recurrent state of each recurrent layer (not used by conv1d).")
+    bidirectional: bool = Field(False, description="Wrap each recurrent layer in Bidirectional (not used by conv1d).")
     unroll: Literal["auto"] | bool = Field(
-        "auto", description="Unroll recurrent layers over the window: auto = SimpleRNN on "
-                            "TensorFlow with look_back <= 32 (1.7-2.4x faster epochs).")
-    filters: int = Field(64, gt=0, description="conv1d: filters per layer.")
-    kernel_size: int = Field(5, gt=0, description="conv1d: kernel width.")
+        "auto", description="Unroll recurrent layers over the window: auto unrolls SimpleRNN "
+                            "on TensorFlow when look_back <= 32 (faster epochs, same outputs; "
+                            "see docs/benchmarks.md); true/false force it.")
+    filters: int = Field(64, gt=0, description="conv1d: filters per convolution layer.")
+    kernel_size: int = Field(5, gt=0, description="conv1d: kernel width in bars (<= window.look_back).")
     pool_size: int = Field(1, gt=0, description="conv1d: max-pooling width (1 = none).")
     conv_layers: int = Field(1, gt=0, le=8, description="conv1d: number of conv+pool blocks.")
-    dense_units: tuple[int, ...] = Field((), description="Hidden Dense layers of the head.")
+    dense_units: tuple[int, ...] = Field((), description="Hidden Dense layers (ReLU) of the head before the linear output.")
     scope: Literal["per_ticker", "global"] = Field(
         "per_ticker", description="Multi-ticker configs: one model per ticker, or one global "
                                   "model trained on every ticker's windows.")
@@ -130,27 +126,27 @@ class ModelConfig(Section):
 
 
 class EarlyStoppingConfig(Section):
-    patience: int = Field(10, ge=0, description="Epochs without val_loss improvement before stopping.")
-    min_delta: float = Field(0.0, ge=0)
+    patience: int = Field(10, ge=0, description="Epochs without val_loss improvement before training stops.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest val_loss decrease that counts as an improvement.")
 
 
 class TrainConfig(Section):
-    epochs: int = Field(100, gt=0)
-    batch_size: int = Field(32, gt=0)
-    learning_rate: float = Field(1e-3, gt=0)
-    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
-    loss: Literal["mae", "mse", "huber"] = "mae"
-    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
-    seed: int = Field(42, ge=0)
-    backend: Literal["tensorflow", "jax"] | None = Field(None, description="Keras backend (default: $KERAS_BACKEND or tensorflow).")
-    steps_per_execution: int = Field(64, gt=0, description="Batches per compiled step (speed).")
-    backup_every_s: float = Field(5.0, ge=0, description="Seconds between backups for --resume (0: every epoch).")
+    epochs: int = Field(100, gt=0, description="Maximum epochs (early stopping usually ends training sooner).")
+    batch_size: int = Field(32, gt=0, description="Windows per training batch.")
+    learning_rate: float = Field(1e-3, gt=0, description="Learning rate of the optimizer.")
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = Field("adam", description="Keras optimizer.")
+    loss: Literal["mae", "mse", "huber"] = Field("mae", description="Training loss on the scaled targets.")
+    early_stopping: EarlyStoppingConfig = Field(EarlyStoppingConfig(), description="EarlyStopping on val_loss (the best epoch's weights are kept).")
+    seed: int = Field(42, ge=0, description="Seeds Python, NumPy and Keras (TensorFlow op determinism on): the same config twice gives the same history.")
+    backend: Literal["tensorflow", "jax"] | None = Field(None, description="Keras backend, tensorflow or jax (default: $KERAS_BACKEND, else tensorflow); picked before Keras is imported.")
+    steps_per_execution: int = Field(64, gt=0, description="Batches per compiled step (speed only; the results are the same).")
+    backup_every_s: float = Field(5.0, ge=0, description="At most one --resume backup per this many seconds (0: after every epoch); a kill loses at most this much training.")
 
 
 class PathsConfig(Section):
-    data_dir: str | None = Field(None, description="Store folder (default $STOCKRNN_DATA_DIR or ./data).")
-    runs_dir: str | None = Field(None, description="Runs folder (default $STOCKRNN_RUNS_DIR or ./runs).")
-    run_name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", description="Run name (default: model type).")
+    data_dir: str | None = Field(None, description="The data store folder (default: $STOCKRNN_DATA_DIR, else ./data).")
+    runs_dir: str | None = Field(None, description="Where runs go (default: $STOCKRNN_RUNS_DIR, else ./runs).")
+    run_name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", description="Run name: runs go to <runs_dir>/<run_name>/ (default: the model type).")
 
 
 IntRange = tuple[int, int]
@@ -161,11 +157,11 @@ class TuneConfig(Section):
     """``stockrnn tune``: the search space ([low, high], both inclusive; a key left out is not
     tuned) and the number of trials."""
 
-    trials: int = Field(20, gt=0, le=10000, description="Trials (default for --trials).")
-    look_back: IntRange | None = Field(None, description="window.look_back range.")
-    units: IntRange | None = Field(None, description="model.units range (every layer).")
-    dropout: FloatRange | None = Field(None, description="model.dropout range.")
-    learning_rate: FloatRange | None = Field(None, description="train.learning_rate range (log).")
+    trials: int = Field(20, gt=0, le=10000, description="stockrnn tune: number of trials (--trials overrides).")
+    look_back: IntRange | None = Field(None, description="Integer range [low, high] searched for window.look_back.")
+    units: IntRange | None = Field(None, description="Integer range [low, high] searched for model.units (every layer the same width).")
+    dropout: FloatRange | None = Field(None, description="Range [low, high] searched for model.dropout.")
+    learning_rate: FloatRange | None = Field(None, description="Range [low, high] searched for train.learning_rate, on a log scale.")
 
     @model_validator(mode="after")
     def _ranges(self):
@@ -191,14 +187,14 @@ class TuneConfig(Section):
 
 
 class Config(Section):
-    data: DataConfig = DataConfig()
-    window: WindowConfig = WindowConfig()
-    split: SplitConfig = SplitConfig()
-    scaling: ScalingConfig = ScalingConfig()
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
-    paths: PathsConfig = PathsConfig()
-    tune: TuneConfig = TuneConfig()
+    data: DataConfig = Field(DataConfig(), description="Which prices: source, ticker(s), dates, interval, input and target columns.")
+    window: WindowConfig = Field(WindowConfig(), description="How samples are cut: look_back past bars, a foresight gap, horizon future bars.")
+    split: SplitConfig = Field(SplitConfig(), description="Chronological train/val/test fractions of the rows.")
+    scaling: ScalingConfig = Field(ScalingConfig(), description="Input scaling and the target transform, fitted on the training split only.")
+    model: ModelConfig = Field(ModelConfig(), description="The network: family, layer sizes, dropout, conv1d shape, head, multi-ticker scope.")
+    train: TrainConfig = Field(TrainConfig(), description="Training: epochs, batch, optimizer, loss, early stopping, seed, backend, backups.")
+    paths: PathsConfig = Field(PathsConfig(), description="Where the store and the runs live, and the run name.")
+    tune: TuneConfig = Field(TuneConfig(), description="stockrnn tune: the number of trials and the ranges searched.")
 
     @model_validator(mode="after")
     def _cross_checks(self):
@@ -211,18 +207,16 @@ class Config(Section):
                 raise KeyedValueError("window.look_back",
                                       f"window.look_back ({w.look_back}) is too short for "
                                       f"{m.conv_layers} pooling layers of size {m.pool_size}")
-        if self.data.target not in self.data.features and self.scaling.target_transform == "level":
-            pass  # allowed: the target need not be an input
         return self
 
     # ---- resolved values -------------------------------------------------------------------
     @property
     def data_dir(self) -> Path:
-        return Path(self.paths.data_dir or os.environ.get("STOCKRNN_DATA_DIR") or "data")
+        return data_dir(self.paths.data_dir)
 
     @property
     def runs_dir(self) -> Path:
-        return Path(self.paths.runs_dir or os.environ.get("STOCKRNN_RUNS_DIR") or "runs")
+        return runs_dir(self.paths.runs_dir)
 
     @property
     def run_name(self) -> str:
@@ -249,7 +243,7 @@ class Config(Section):
         sources = {k.upper(): v for k, v in d.pop("sources").items()}
         d.update(ticker=ticker, tickers=None, tickers_file=None, sources={},
                  source=sources.get(ticker.upper(), d["source"]))
-        raw["paths"]["run_name"] = f"{self.run_name}-{ticker_slug(ticker)}"
+        raw["paths"]["run_name"] = f"{self.run_name}-{tickers.run_part(ticker)}"
         return validate_config(raw, f"<{ticker}>")
 
     @property
@@ -269,9 +263,14 @@ class Config(Section):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def ticker_slug(ticker: str) -> str:
-    """A ticker as a run-name part: letters, digits and ``._-`` (others become ``_``)."""
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in ticker.upper())
+def data_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The store folder: ``explicit``, else $STOCKRNN_DATA_DIR, else ./data."""
+    return Path(explicit or os.environ.get("STOCKRNN_DATA_DIR") or "data")
+
+
+def runs_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The runs folder: ``explicit``, else $STOCKRNN_RUNS_DIR, else ./runs."""
+    return Path(explicit or os.environ.get("STOCKRNN_RUNS_DIR") or "runs")
 
 
 # ---- loading ---------------------------------------------------------------------------------

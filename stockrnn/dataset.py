@@ -1,8 +1,11 @@
 """The prepared dataset: chronological split, train-only scaling, windows per split.
 
 ``build(frame, cfg)`` is deterministic, so ``evaluate`` and ``predict`` rebuild exactly the same
-windows from the price rows a run saved. ``save``/``load`` write the artifact ``prepare`` leaves:
-``<data_dir>/prepared/<TICKER>_<interval>-<config hash>.npz`` plus a ``.json`` of metadata.
+windows from the price rows a run saved. ``save`` writes the artifact ``prepare`` leaves:
+``<data_dir>/prepared/<TICKER>_<interval>-<config hash>.npz`` plus a ``.json`` of metadata;
+``load`` returns it only when it was built from the same config and the same price rows, and
+``current`` loads it or builds (and saves) it anew, so ``prepare`` then ``train`` builds the
+windows once.
 """
 
 from __future__ import annotations
@@ -11,17 +14,21 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stockrnn import atomic
+from stockrnn import atomic, locking, tickers
 from stockrnn.config import Config
+from stockrnn.data.store import Store
 from stockrnn.errors import DataError
 from stockrnn.features.transforms import Transform
 from stockrnn.features.windows import anchor_range, input_windows, split_bounds, target_windows
 
+log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 
@@ -97,6 +104,8 @@ def select(frame: pd.DataFrame, cfg: Config) -> pd.DataFrame:
 
 
 def build(frame: pd.DataFrame, cfg: Config) -> Dataset:
+    """Split ``frame`` chronologically by the config's fractions, fit the transform on the
+    training rows only, and cut every split's windows."""
     frame = select(frame, cfg)
     w, s = cfg.window, cfg.split
     n = len(frame)
@@ -145,7 +154,7 @@ def frame_hash(frame: pd.DataFrame) -> str:
 # ---- the artifact `prepare` writes -----------------------------------------------------------
 
 def artifact_path(cfg: Config) -> Path:
-    ticker = cfg.data.ticker.upper().replace("/", "_")
+    ticker = tickers.file_part(cfg.data.ticker)
     return cfg.data_dir / "prepared" / f"{ticker}_{cfg.data.interval}-{cfg.dataset_hash()}.npz"
 
 
@@ -169,8 +178,51 @@ def save(ds: Dataset, cfg: Config) -> Path:
     return path
 
 
-def load_meta(cfg: Config) -> dict | None:
-    try:
-        return json.loads(artifact_path(cfg).with_suffix(".json").read_text())
-    except (OSError, ValueError):
+def load(cfg: Config, frame: pd.DataFrame) -> Dataset | None:
+    """The prepared dataset for ``cfg`` when it was built from these price rows (``frame``, as
+    stored: the config's columns and dates are selected here); None when it is missing or stale
+    (the store got new bars). One that is unreadable or was built for another config is
+    reported with a warning and never used."""
+    path = artifact_path(cfg)
+    meta_path = path.with_suffix(".json")
+    if not path.is_file() and not meta_path.is_file():
         return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("config_hash") != cfg.dataset_hash():
+            log.warning("%s was built for another config (hash %s, expected %s); rebuilding it",
+                        path, meta.get("config_hash"), cfg.dataset_hash())
+            return None
+        frame = select(frame, cfg)
+        if meta.get("data_hash") != frame_hash(frame):
+            log.info("%s is stale (the stored prices changed since it was built); rebuilding it",
+                     path)
+            return None
+        transform = Transform.from_dict(meta["transform"])
+        w = cfg.window
+        with np.load(path, allow_pickle=False) as arrays:
+            splits = {name: Split(name, tuple(meta["splits"][name]["rows"]),
+                                  arrays[f"{name}_anchors"], arrays[f"{name}_x"],
+                                  arrays[f"{name}_y"]) for name in SPLITS}
+        for sp in splits.values():
+            if not (len(sp.anchors) == len(sp.x) == len(sp.y)
+                    and sp.x.shape[1:] == (w.look_back, len(cfg.data.features))
+                    and sp.y.shape[1:] == (w.horizon,)):
+                raise ValueError(f"the {sp.name} arrays have the wrong shape")
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        log.warning("%s is unreadable (%s); rebuilding it", path, exc)
+        return None
+    return Dataset(frame, transform, splits, w.foresight, w.horizon, w.look_back)
+
+
+def current(cfg: Config, frame: pd.DataFrame, wait: float = 0.0) -> tuple[Dataset, Path, bool]:
+    """The prepared dataset for ``cfg`` and these price rows: loaded when current, else built
+    and saved (holding the store's lock). Returns (dataset, artifact path, whether it was
+    loaded)."""
+    ds = load(cfg, frame)
+    if ds is not None:
+        return ds, artifact_path(cfg), True
+    ds = build(frame, cfg)
+    with locking.hold(Store(cfg.data_dir).lock_path, wait):
+        path = save(ds, cfg)
+    return ds, path, False

@@ -46,3 +46,17 @@ class LockError(StockRNNError):
     """Another stockrnn process holds the lock (exit 75, EX_TEMPFAIL: try again later)."""
 
     exit_code = 75
+
+
+class PipelineError(StockRNNError):
+    """A stage of ``run`` failed; carries the stages that finished before it and the run
+    directory (when training had created one). Exits like the error that caused it."""
+
+    def __init__(self, cause: BaseException, stages: list, run_dir: str | None):
+        text = str(cause) if isinstance(cause, StockRNNError) else \
+            f"{type(cause).__name__}: {cause}"
+        super().__init__(text)
+        self.cause = cause
+        self.stages = stages
+        self.run_dir = run_dir
+        self.exit_code = getattr(cause, "exit_code", 1)

@@ -54,6 +54,13 @@ def interval_quantiles(model, ds: Dataset) -> list[dict[str, float]]:
             for k in range(ds.horizon)]
 
 
+def write_intervals(run: RunDir, model, ds: Dataset) -> None:
+    """``intervals.json``: the conformal quantiles ``predict`` and ``evaluate`` widen by."""
+    atomic.write_json(run.path / "intervals.json", {
+        "method": "split-conformal on validation |log(actual/forecast)|, per horizon step",
+        "quantiles": interval_quantiles(model, ds)})
+
+
 def intervals(pred: np.ndarray, quantiles: list[dict[str, float]], level: float):
     q = np.array([qs[str(level)] for qs in quantiles])[None, : pred.shape[1]]
     return pred * np.exp(-q), pred * np.exp(q)
@@ -105,29 +112,3 @@ def load_quantiles(run: RunDir) -> list[dict[str, float]]:
         return json.loads((run.path / "intervals.json").read_text())["quantiles"]
     except (OSError, ValueError, KeyError):
         raise RunError(f"{run.path}: intervals.json is missing or unreadable; retrain the run") from None
-
-
-def format_table(result: dict) -> str:
-    def pct(v):
-        return "     -" if v is None else f"{100 * v:5.1f}%"
-
-    def pv(v):
-        return "     -" if v is None else f"{v:6.3f}"
-
-    lines = [f"{result['split']} split: {result['n']} points, {result['first']}..{result['last']}"
-             f", horizon {result['horizon']}  (prices in data units)",
-             f"{'forecast':15s} {'MAE':>9s} {'RMSE':>9s} {'MAPE':>7s} {'MASE':>7s} "
-             f"{'dir.acc':>7s} {'p':>6s}"]
-    rows = [("model", result["model"])] + list(result["baselines"].items())
-    for name, m in rows:
-        lines.append(f"{name:15s} {m['mae']:9.4f} {m['rmse']:9.4f} {m['mape']:6.2f}% "
-                     f"{m['mase']:7.4f} {pct(m['directional_accuracy'])} "
-                     f"{pv(m['direction_p_value'])}")
-    if result["horizon"] > 1:
-        steps = result["model"]["per_step"]
-        lines.append("model MASE per step: " + " ".join(f"{s['mase']:.3f}" for s in steps))
-    cov = result["intervals"]
-    lines.append("interval coverage: " + ", ".join(
-        f"{float(k) * 100:.0f}% -> {v['coverage'] * 100:.1f}%" for k, v in cov.items()))
-    return "\n".join(lines)
-

@@ -17,6 +17,7 @@ import pandas as pd
 from stockrnn import dataset, evaluation
 from stockrnn.backend import use
 from stockrnn.config import Config
+from stockrnn.data import intervals
 from stockrnn.data.store import Store
 from stockrnn.errors import ConfigError, DataError, RunError
 from stockrnn.features.transforms import Transform
@@ -24,9 +25,6 @@ from stockrnn.runs import RunDir
 from stockrnn.training import predict
 
 log = logging.getLogger(__name__)
-FREQ = {"1d": "B", "5d": "5B", "1wk": "W-FRI", "1mo": "BME", "3mo": "BQE",
-        "1h": "h", "60m": "h", "90m": "90min", "30m": "30min", "15m": "15min", "5m": "5min",
-        "2m": "2min", "1m": "min"}
 
 
 @dataclasses.dataclass
@@ -151,6 +149,6 @@ def _with_intervals(pred: np.ndarray, quantiles: list[dict], horizon: int) -> pd
 
 def future_dates(last: pd.Timestamp, n: int, interval: str) -> pd.DatetimeIndex:
     """The next ``n`` bar dates after ``last``: business days for daily data (weekends skipped)."""
-    freq = FREQ.get(interval, "B")
+    freq = intervals.get(interval).freq
     return pd.date_range(last, periods=n + 1, freq=freq)[1:] if freq != "B" else \
         pd.bdate_range(last + pd.Timedelta(days=1), periods=n)

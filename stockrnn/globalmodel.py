@@ -16,18 +16,16 @@ training windows and selects its epoch on the concatenated validation windows.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 import time
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 
-from stockrnn import atomic, dataset, locking, pipeline, runs
+from stockrnn import atomic, batchrow, dataset, locking, runs, stages, tickers
 from stockrnn.config import Config
-from stockrnn.errors import ConfigError, StockRNNError
+from stockrnn.errors import ConfigError
+from stockrnn.options import RunOptions
 
 log = logging.getLogger(__name__)
 MEMBERS = "tickers"
@@ -35,12 +33,6 @@ MEMBERS = "tickers"
 
 def global_name(cfg: Config) -> str:
     return f"{cfg.run_name}-global"
-
-
-def build_all(cfg: Config, frames: dict[str, pd.DataFrame]) -> dict[str, dataset.Dataset]:
-    """Each ticker's dataset, built (split, scaled on its own training split) from its frame
-    with its one-ticker config, exactly as a per-ticker run builds it."""
-    return {t: dataset.build(frame, cfg.for_ticker(t)) for t, frame in frames.items()}
 
 
 def combine(datasets: dict[str, dataset.Dataset]) -> dataset.Dataset:
@@ -57,24 +49,21 @@ def combine(datasets: dict[str, dataset.Dataset]) -> dataset.Dataset:
                            first.look_back)
 
 
-def run(cfg: Config, tickers: list[str], opts: dict,
+def run(cfg: Config, names: list[str], opts: RunOptions,
         on_ticker: Callable[[dict], None]) -> tuple[dict[str, dict], dict]:
     """Fetch and prepare every ticker, train the global model, evaluate and forecast per
     ticker. Returns the summary rows by ticker (a ticker whose data fail is a failed row and is
     left out of training) and facts for the batch summary."""
-    from stockrnn import batch
-
-    if opts.get("resume"):
+    if opts.resume:
         raise ConfigError("--resume is not supported with model.scope: global")
-    wait, rows, datasets, cfgs, took = opts["wait"], {}, {}, {}, {}
-    with locking.hold(cfg.runs_dir / global_name(cfg) / ".lock", wait):
-        for t in tickers:
+    rows, datasets, cfgs, took = {}, {}, {}, {}
+    with locking.hold(runs.lock_path(cfg.runs_dir, global_name(cfg)), opts.wait):
+        for t in names:
             started = time.perf_counter()
             try:
                 cfgs[t] = tcfg = cfg.for_ticker(t)
-                pipeline.fetch_for(tcfg, opts["allow_stale"], wait)
-                frame = pipeline.load_frame(tcfg, wait=wait)
-                datasets[t] = build_all(cfg, {t: frame})[t]
+                stages.fetch(tcfg, opts.allow_stale, opts.wait)
+                datasets[t] = stages.prepare(tcfg, opts.wait).dataset
                 n = {k: len(v) for k, v in datasets[t].splits.items()}
                 log.info("%s prepare   %d/%d/%d train/val/test windows", t, n["train"],
                          n["val"], n["test"])
@@ -85,7 +74,7 @@ def run(cfg: Config, tickers: list[str], opts: dict,
         if not datasets:
             return rows, {"global_run": None}
         try:
-            grun, facts = _train(cfg, datasets, opts)
+            grun, facts = _train(cfg, datasets)
         except Exception as exc:
             for t in datasets:
                 rows[t] = _failed(t, exc, time.perf_counter())
@@ -97,47 +86,35 @@ def run(cfg: Config, tickers: list[str], opts: dict,
         model = training.load_model(grun.model)
         for t, ds in datasets.items():
             started = time.perf_counter() - took[t]
-            row = {**dict.fromkeys(batch.COLUMNS), "ticker": t}
+            member = None
             try:
                 member = _member(grun, cfgs[t], ds, facts, model)
-                row["run_dir"] = str(member.path)
                 result = evaluation.evaluate(member, model, ds, "test",
                                              evaluation.load_quantiles(member))
-                pipeline.predict(str(member.path), opts["steps"], None, allow_stale=True)
-                m, p = result["model"], result["baselines"]["persistence"]
-                row.update(status="ok", mase=m["mase"], test_mae=m["mae"],
-                           directional_accuracy=m["directional_accuracy"],
-                           persistence_mae=p["mae"])
+                stages.predict(str(member.path), opts.steps, None, allow_stale=True)
+                row = batchrow.ok(t, str(member.path), result)
                 log.info("%s evaluate  test MASE %.4f (MAE %.4f vs persistence %.4f)", t,
-                         m["mase"], m["mae"], p["mae"])
+                         row["mase"], row["test_mae"], row["persistence_mae"])
             except Exception as exc:
-                row.update(_failed(t, exc, started), run_dir=row["run_dir"])
+                row = _failed(t, exc, started, None if member is None else str(member.path))
             row["seconds"] = round(time.perf_counter() - started, 3)
             rows[t] = row
             on_ticker(row)
-        grun.update_meta(members={t: str(grun.path / MEMBERS / _slug(t)) for t in datasets})
-        if opts.get("keep") is not None:
-            runs.prune(cfg.runs_dir, global_name(cfg), opts["keep"], lock=False)
+        grun.update_meta(members={t: str(grun.path / MEMBERS / tickers.run_part(t))
+                                  for t in datasets})
+        if opts.keep is not None:
+            runs.prune(cfg.runs_dir, global_name(cfg), opts.keep, lock=False)
     return rows, {"global_run": str(grun.path), "train_seconds": facts["train_seconds"],
                   "trained_on": list(datasets)}
 
 
-def _failed(ticker: str, exc: Exception, started: float) -> dict:
-    from stockrnn import batch
-
-    error = str(exc) if isinstance(exc, StockRNNError) else f"{type(exc).__name__}: {exc}"
-    log.warning("%s failed: %s", ticker, error)
-    return {**dict.fromkeys(batch.COLUMNS), "ticker": ticker, "status": "failed", "error": error,
-            "seconds": round(time.perf_counter() - started, 3)}
+def _failed(ticker: str, exc: Exception, started: float, run_dir: str | None = None) -> dict:
+    row = batchrow.failed(ticker, exc, run_dir, round(time.perf_counter() - started, 3))
+    log.warning("%s failed: %s", ticker, row["error"])
+    return row
 
 
-def _slug(ticker: str) -> str:
-    from stockrnn.config import ticker_slug
-
-    return ticker_slug(ticker)
-
-
-def _train(cfg: Config, datasets: dict[str, dataset.Dataset], opts: dict):
+def _train(cfg: Config, datasets: dict[str, dataset.Dataset]):
     from stockrnn import plotting, training
     from stockrnn.backend import use
 
@@ -145,11 +122,9 @@ def _train(cfg: Config, datasets: dict[str, dataset.Dataset], opts: dict):
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     grun = runs.create(cfg.runs_dir, global_name(cfg))
     atomic.write_text(grun.config, cfg.to_yaml())
-    grun.update_meta(format=runs.RUN_FORMAT, status="running", pid=os.getpid(),
-                     host=socket.gethostname(), created=pipeline._now(), backend=cfg.backend,
-                     seed=cfg.train.seed, scope="global", ticker=None, tickers=list(datasets),
-                     model_type=cfg.model.type, versions=pipeline.versions(cfg.backend),
-                     data={t: ds.meta() for t, ds in datasets.items()})
+    runs.start(grun, backend=cfg.backend, seed=cfg.train.seed, model_type=cfg.model.type,
+               scope="global", ticker=None, tickers=list(datasets),
+               data={t: ds.meta() for t, ds in datasets.items()})
     combined = combine(datasets)
     log.info("training one global %s on %d tickers: %d train / %d val windows -> %s",
              cfg.model.type, len(datasets), len(combined.splits["train"]),
@@ -163,7 +138,7 @@ def _train(cfg: Config, datasets: dict[str, dataset.Dataset], opts: dict):
         raise
     plotting.loss_plot(training.read_history(grun.history), grun.plots / "loss.png",
                        f"global {cfg.model.type} on {len(datasets)} tickers")
-    grun.update_meta(status="complete", finished=pipeline._now(),
+    grun.update_meta(status="complete", finished=runs.now(),
                      wall_seconds=round(time.perf_counter() - started, 3), **facts)
     runs.set_latest(grun)
     log.info("global model: %d epochs, %s (%.1fs)", facts["epochs_run"],
@@ -177,19 +152,17 @@ def _member(grun: runs.RunDir, tcfg: Config, ds: dataset.Dataset, facts: dict,
     work on it as on any run)."""
     from stockrnn import evaluation
 
-    member = runs.RunDir(grun.path / MEMBERS / _slug(tcfg.data.ticker))
+    member = runs.RunDir(grun.path / MEMBERS / tickers.run_part(tcfg.data.ticker))
     member.path.mkdir(parents=True, exist_ok=True)
     atomic.write_text(member.config, tcfg.to_yaml())
     atomic.write_with(member.series, lambda tmp: ds.frame.to_csv(tmp, index_label="Date"))
     atomic.write_json(member.scaler, ds.transform.to_dict())
     atomic.write_with(member.model, lambda tmp: shutil.copyfile(grun.model, tmp),
                       suffix=".keras")
-    atomic.write_json(member.path / "intervals.json", {
-        "method": "split-conformal on validation |log(actual/forecast)|, per horizon step",
-        "quantiles": evaluation.interval_quantiles(model, ds)})
+    evaluation.write_intervals(member, model, ds)
     meta = grun.meta()
     member.update_meta(format=runs.RUN_FORMAT, status="complete", created=meta["created"],
-                       finished=pipeline._now(), backend=meta["backend"], seed=meta["seed"],
+                       finished=runs.now(), backend=meta["backend"], seed=meta["seed"],
                        ticker=tcfg.data.ticker.upper(), model_type=tcfg.model.type,
                        scope="global", global_run=str(grun.path), tickers=meta["tickers"],
                        config_hash=tcfg.dataset_hash(), versions=meta["versions"],

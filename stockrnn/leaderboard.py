@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 
 from stockrnn import runs
+from stockrnn.config import runs_dir as runs_root
 from stockrnn.errors import RunError
-
-COLUMNS = ("run", "model", "ticker", "look_back", "epochs", "test_mae", "mase",
-           "directional_accuracy", "train_seconds")
 
 
 def collect(refs, runs_dir=None) -> list[dict]:
@@ -17,9 +15,9 @@ def collect(refs, runs_dir=None) -> list[dict]:
     if refs:
         found = [run for r in refs for run in _expand(r, runs_dir)]
     else:
-        found = [r for r in runs.list_runs(runs.runs_root(runs_dir)) if r.status == "complete"]
+        found = [r for r in runs.list_runs(runs_root(runs_dir)) if r.status == "complete"]
     if not found:
-        raise RunError(f"no complete runs to compare in {runs.runs_root(runs_dir)}/")
+        raise RunError(f"no complete runs to compare in {runs_root(runs_dir)}/")
     rows = []
     for run in found:
         meta = run.meta()
@@ -66,31 +64,3 @@ def _locate(batch_dir: str, run_dir: str) -> runs.RunDir:
     if not path.is_dir():
         path = Path(batch_dir).resolve().parent.parent.joinpath(*path.parts[-2:])
     return runs.RunDir(path)
-
-
-def render(rows: list[dict], fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(rows, indent=2) + "\n"
-    if fmt == "csv":
-        import csv
-        import io
-
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-        return buf.getvalue()
-
-    def f(v, spec):
-        return "-" if v is None else format(v, spec)
-
-    out = [f"{'model':10s} {'ticker':6s} {'look_back':>9s} {'epochs':>6s} {'test MAE':>9s} "
-           f"{'MASE':>7s} {'dir.acc':>7s} {'train s':>7s}  run"]
-    for r in rows:
-        out.append(f"{r['model'] or '-':10s} {r['ticker'] or '-':6s} {f(r['look_back'], 'd'):>9s} "
-                   f"{f(r['epochs'], 'd'):>6s} {f(r['test_mae'], '.4f'):>9s} "
-                   f"{f(r['mase'], '.4f'):>7s} {f(r['directional_accuracy'], '.1%'):>7s} "
-                   f"{f(r['train_seconds'], '.1f'):>7s}  {r['run']}")
-    if any(r["mase"] is None for r in rows):
-        out.append("('-': run `stockrnn evaluate --run RUN` to score it)")
-    return "\n".join(out) + "\n"

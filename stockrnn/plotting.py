@@ -90,3 +90,61 @@ def forecast_plot(history: pd.Series, forecast: pd.DataFrame, path: Path, title:
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     return _save(fig, path)
+
+
+def fold_mase_plot(fold_labels_or_dates, mase_by_model: dict[str, list[float | None]], path: Path,
+                   title: str) -> Path:
+    """MASE of each model per backtest fold, in fold order; below the 1.0 line beats persistence.
+
+    ``None`` values (a fold a model has no score for) leave a gap.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    x = list(fold_labels_or_dates)
+    for name, values in mase_by_model.items():
+        y = np.array([np.nan if v is None else v for v in values], dtype="float64")
+        ax.plot(x, y, marker="o", ms=3.5, lw=1.0, label=name)
+    ax.axhline(1.0, color="black", lw=0.9, ls="--", label="persistence (MASE = 1)")
+    ax.set_title(title)
+    ax.set_xlabel("fold")
+    ax.set_ylabel("MASE (model MAE / persistence MAE)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def cumulative_error_plot(dates, abs_err_model, abs_err_persistence, path: Path,
+                          title: str) -> Path:
+    """Running sum of |e_model| - |e_persistence|: below 0, the model has beaten "tomorrow = today"."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    gap = np.cumsum(np.abs(np.asarray(abs_err_model, dtype="float64"))
+                    - np.abs(np.asarray(abs_err_persistence, dtype="float64")))
+    ax.plot(dates, gap, color="tab:blue", lw=1.1, label="model - persistence")
+    ax.fill_between(dates, gap, 0, where=gap <= 0, color="tab:green", alpha=0.2,
+                    label="model ahead", interpolate=True)
+    ax.fill_between(dates, gap, 0, where=gap > 0, color="tab:red", alpha=0.2,
+                    label="persistence ahead", interpolate=True)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_title(title)
+    ax.set_ylabel("cumulative |error| difference (price)")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def equity_plot(dates, curves: dict[str, np.ndarray], path: Path, title: str) -> Path:
+    """Growth of 1 for each strategy (e.g. model net, model gross, buy-and-hold)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for name, curve in curves.items():
+        ax.plot(dates, np.asarray(curve, dtype="float64"), lw=1.1, label=name)
+    ax.axhline(1.0, color="black", lw=0.8, ls=":")
+    ax.set_title(title)
+    ax.set_ylabel("growth of 1")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    return _save(fig, path)

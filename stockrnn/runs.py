@@ -1,10 +1,12 @@
-"""Run directories: layout, metadata, the ``latest`` pointer, and finding runs by name.
+"""Run directories: layout, locks, metadata, the ``latest`` pointer, finding runs by name.
 
     runs/<run_name>/<UTC timestamp>/
         config.yaml  model.keras  scaler.json  series.csv  history.csv  meta.json
-        checkpoints/best.keras   backup/ (while training)   plots/*.png
+        intervals.json  checkpoints/best.keras   backup/ (while training)   plots/*.png
         metrics_<split>.json     forecast.csv (after evaluate / predict)
     runs/<run_name>/latest      name of the newest complete run
+    runs/<run_name>/.lock       held by whoever writes under runs/<run_name>/
+    runs/<run_name>/<kind>-<UTC timestamp>/   batch, tune and backtest folders
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import socket
 from pathlib import Path
 
 from stockrnn import __version__, atomic, locking
+from stockrnn.config import runs_dir as runs_root
 from stockrnn.errors import LockError, RunError
 
 log = logging.getLogger(__name__)
@@ -98,22 +101,71 @@ def _alive(pid, host) -> bool:
     return True
 
 
-def runs_root(runs_dir: str | os.PathLike | None) -> Path:
-    return Path(runs_dir or os.environ.get("STOCKRNN_RUNS_DIR") or "runs")
+def lock_path(runs_dir: str | os.PathLike, name: str) -> Path:
+    """The lock of a run name: held while anything writes under ``runs/<name>/``."""
+    return Path(runs_dir) / name / ".lock"
+
+
+def now() -> str:
+    """The current UTC time as meta.json records it."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def stamped_dir(base: str | os.PathLike, prefix: str = "") -> Path:
+    """A new folder ``base/<prefix><UTC timestamp>[-i]`` (created; never an existing one)."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    for i in range(1000):
+        path = base / (f"{prefix}{stamp}" if i == 0 else f"{prefix}{stamp}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"cannot create a new folder under {base}")
 
 
 def create(runs_dir: Path, name: str) -> RunDir:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = Path(runs_dir) / name
-    base.mkdir(parents=True, exist_ok=True)
-    for i in range(1000):
-        path = base / (stamp if i == 0 else f"{stamp}-{i}")
-        try:
-            path.mkdir()
-            return RunDir(path)
-        except FileExistsError:
-            continue
-    raise RunError(f"cannot create a run directory under {base}")
+    """A new, empty run directory ``runs/<name>/<UTC timestamp>/``."""
+    return RunDir(stamped_dir(Path(runs_dir) / name))
+
+
+def versions(backend: str) -> dict:
+    """The library versions a run was trained with (imports keras: call from training code)."""
+    import platform
+
+    import keras
+    import numpy as np
+    import pandas as pd
+
+    out = {"stockrnn": __version__, "python": platform.python_version(), "keras": keras.__version__,
+           "numpy": np.__version__, "pandas": pd.__version__}
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        out["tensorflow"] = tf.__version__
+    else:
+        import jax
+
+        out["jax"] = jax.__version__
+    return out
+
+
+def start(run: RunDir, *, backend: str, seed: int, model_type: str, **fields) -> dict:
+    """Write a new run's meta.json: format, status running, who trains it, when, with what."""
+    return run.update_meta(format=RUN_FORMAT, **_running(), created=now(), backend=backend,
+                           seed=seed, model_type=model_type, versions=versions(backend), **fields)
+
+
+def mark_running(run: RunDir) -> dict:
+    """Record that this process trains ``run`` now (``status`` tells a live run from one that
+    was killed by this pid and host)."""
+    return run.update_meta(**_running())
+
+
+def _running() -> dict:
+    return {"status": "running", "pid": os.getpid(), "host": socket.gethostname()}
 
 
 def set_latest(run: RunDir) -> None:

@@ -2,7 +2,8 @@
 
 Callbacks: EarlyStopping (restore best weights), ModelCheckpoint of the best model
 (``checkpoints/best.keras``), BackupAndRestore (``backup/``, so ``--resume`` continues from the
-last finished epoch), CSVLogger (``history.csv``, appended on resume).
+last finished epoch), and a history logger (``history.csv``: one row per epoch, rewritten
+atomically after each epoch, so an epoch trained again after ``--resume`` replaces its row).
 """
 
 from __future__ import annotations
@@ -127,6 +128,36 @@ def backup_and_restore(backup: Path, every_s: float = 0.0):
     return Backup(str(backup), delete_checkpoint=True, double_checkpoint=True)
 
 
+def history_logger(path: Path, resume: bool):
+    """Keeps ``history.csv`` at exactly one row per finished epoch (``epoch`` from 0, then the
+    logged metrics). On resume it starts from the rows written before; an epoch trained again
+    replaces its row and rows after it are dropped, so the file always ends at the last epoch."""
+    keras = use()
+
+    class History(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.rows: dict[int, dict] = {}
+            if resume and path.exists():
+                import pandas as pd
+
+                try:
+                    old = pd.read_csv(path)
+                    self.rows = {int(r["epoch"]): r for r in old.to_dict("records")}
+                except (ValueError, KeyError, pd.errors.EmptyDataError):
+                    self.rows = {}
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.rows[epoch] = {"epoch": epoch, **{k: float(v) for k, v in
+                                                   sorted((logs or {}).items())}}
+            rows = [r for e, r in sorted(self.rows.items()) if e <= epoch]
+            cols = list(dict.fromkeys(k for r in rows for k in r))
+            lines = [",".join(cols)] + [",".join("" if r.get(c) is None else repr(r[c])
+                                                 for c in cols) for r in rows]
+            atomic.write_text(path, "\n".join(lines) + "\n")
+
+    return History()
+
+
 def previous_best(history: Path) -> float | None:
     if not history.exists():
         return None
@@ -161,15 +192,15 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
     before = previous_best(run.history) if resume else None
     threshold = start_loss if before is None else min(before, start_loss)
     # The backup goes last: at an epoch's end the checkpoint and history.csv are written before
-    # the backup moves on, so a run killed in between repeats that epoch on --resume
-    # (read_history keeps its last row) instead of leaving a hole in the history.
+    # the backup moves on, so a run killed in between repeats that epoch on --resume (its row
+    # is replaced) instead of leaving a hole in the history.
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=train_cfg.early_stopping.patience,
                                       min_delta=train_cfg.early_stopping.min_delta,
                                       restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True,
                                         initial_value_threshold=threshold),
-        keras.callbacks.CSVLogger(str(run.history), append=resume),
+        history_logger(run.history, resume),
         backup := backup_and_restore(run.backup, train_cfg.backup_every_s),
     ]
     if progress == "lines":
@@ -223,11 +254,10 @@ def loss_of_zero(loss: str, y: np.ndarray) -> float:
 
 
 def read_history(path: Path):
-    """history.csv, one row per epoch (a resumed run may have logged an epoch twice)."""
+    """history.csv as a frame: one row per epoch."""
     import pandas as pd
 
-    h = pd.read_csv(path)
-    return h.drop_duplicates("epoch", keep="last").reset_index(drop=True)
+    return pd.read_csv(path)
 
 
 def predict(model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:

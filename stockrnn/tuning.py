@@ -14,8 +14,6 @@ the default config's (the search can only add better candidates).
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import shutil
 import tempfile
@@ -23,15 +21,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stockrnn import atomic, batch, dataset, locking, pipeline, runs
+from stockrnn import atomic, dataset, locking, render, runs, stages
 from stockrnn.config import Config, validate_config
 from stockrnn.errors import ConfigError
+from stockrnn.options import RunOptions
 
 log = logging.getLogger(__name__)
 KEYS = {"look_back": ("window", "look_back"), "units": ("model", "units"),
         "dropout": ("model", "dropout"), "learning_rate": ("train", "learning_rate")}
-COLUMNS = ("trial", "look_back", "units", "dropout", "learning_rate", "val_loss", "epochs",
-           "seconds", "state")
 
 
 def params_of(cfg: Config) -> dict:
@@ -85,9 +82,9 @@ def tune(cfg: Config, trials: int | None = None, wait: float = 0.0,
     # tf.function "retracing" warnings: expected when one process trains many models
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with locking.hold(pipeline.run_lock(cfg), wait):
-        frame = pipeline.load_frame(cfg, wait=wait)
-        out = batch.create_dir(cfg, "tune")
+    with locking.hold(runs.lock_path(cfg.runs_dir, cfg.run_name), wait):
+        frame = stages.load_frame(cfg, wait=wait)
+        out = runs.stamped_dir(cfg.runs_dir / cfg.run_name, "tune-")
         rows: list[dict] = []
         default = {k: params_of(cfg)[k] for k in space}
 
@@ -117,8 +114,8 @@ def tune(cfg: Config, trials: int | None = None, wait: float = 0.0,
 
     log.info("best trial %d (val_loss %.5f); retraining it as %s and evaluating on test",
              best["trial"], best["val_loss"], best_cfg.run_name)
-    run = pipeline.train(best_cfg, wait=wait, progress="none")
-    _, result = pipeline.evaluate(str(run.path), "test")
+    run = stages.train(best_cfg, RunOptions(wait=wait, progress="none"))
+    _, result = stages.evaluate(str(run.path), "test")
     summary = {"tune_dir": str(out), "trials": len(rows), "space": {k: list(v) for k, v in
                                                                     space.items()},
                "default": rows[0], "best": best, "results": rows, "best_yaml": str(out / "best.yaml"),
@@ -130,24 +127,8 @@ def tune(cfg: Config, trials: int | None = None, wait: float = 0.0,
     return summary
 
 
-
 def _write_trials(out: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic.write_text(out / "trials.csv", buf.getvalue())
+    atomic.write_text(out / "trials.csv", render.to_csv(rows, render.TRIAL_COLUMNS))
     atomic.write_json(out / "trials.json", rows)
     for leftover in out.glob(".trial-*"):  # a trial dir left by a crash
         shutil.rmtree(leftover, ignore_errors=True)
-
-
-def format_table(rows: list[dict], best: int) -> str:
-    out = [f"{'trial':>5s} {'look_back':>9s} {'units':>5s} {'dropout':>7s} {'lr':>9s} "
-           f"{'val_loss':>9s} {'epochs':>6s} {'seconds':>7s}"]
-    for r in rows:
-        mark = "  best" if r["trial"] == best else ("  default" if r["trial"] == 0 else "")
-        out.append(f"{r['trial']:5d} {r['look_back']:9d} {r['units']:5d} {r['dropout']:7.3f} "
-                   f"{r['learning_rate']:9.2e} {r['val_loss']:9.5f} {r['epochs']:6d} "
-                   f"{r['seconds']:7.1f}{mark}")
-    return "\n".join(out) + "\n"

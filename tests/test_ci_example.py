@@ -1,6 +1,6 @@
-"""The GitHub Actions example in the README works: its `run:` steps after `make test` are run
-here as real shell commands in an empty folder (with this venv's stockrnn and the repo's
-configs/), and each must exit 0."""
+"""The GitHub Actions example in docs/operations.md works: its `run:` steps after `make test`
+are run here as real shell commands in an empty folder (with this venv's stockrnn and the
+repo's configs/), and each must exit 0."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import subprocess
 
 import pytest
 import yaml
-from helpers_docs import README, STOCKRNN, localize
+from helpers_docs import OPERATIONS, STOCKRNN, localize
 
 
 def ci_workflow() -> dict:
-    blocks = re.findall(r"^```ya?ml\n(.*?)^```", README, re.M | re.S)
+    blocks = re.findall(r"^```ya?ml\n(.*?)^```", OPERATIONS, re.M | re.S)
     found = [b for b in blocks if "runs-on" in b]
-    assert len(found) == 1, f"{len(found)} GitHub Actions blocks (with runs-on) in README.md"
+    assert len(found) == 1, (f"{len(found)} GitHub Actions blocks (with runs-on) in "
+                             "docs/operations.md")
     return yaml.safe_load(found[0])
 
 

@@ -1,5 +1,6 @@
-"""The README's cron line works: it is run here as the shell command it is (cd, mkdir -p logs,
-the venv's stockrnn, `>> logs/summary.txt`) in an empty folder standing in for /srv/stockrnn.
+"""The cron line of docs/operations.md works: it is run here as the shell command it is (cd,
+mkdir -p logs, the venv's stockrnn, `>> logs/summary.txt`) in an empty folder standing in for
+/srv/stockrnn.
 
 Only Yahoo is faked: a stand-in ``yfinance`` package first on PYTHONPATH whose
 ``Ticker(...).history(...)`` returns the bundled GOOG sample shaped as yfinance returns it
@@ -15,7 +16,7 @@ import shlex
 import subprocess
 import textwrap
 
-from helpers_docs import README, STOCKRNN, localize
+from helpers_docs import OPERATIONS, STOCKRNN, localize
 
 FAKE_YFINANCE = textwrap.dedent('''
     """Stand-in for yfinance in the cron test: every ticker is the bundled GOOG sample."""
@@ -46,8 +47,8 @@ FAKE_YFINANCE = textwrap.dedent('''
 
 
 def block(lang: str) -> str:
-    found = re.findall(rf"^```{lang}\n(.*?)^```", README, re.M | re.S)
-    assert len(found) >= 1, f"no ```{lang} block in README.md"
+    found = re.findall(rf"^```{lang}\n(.*?)^```", OPERATIONS, re.M | re.S)
+    assert len(found) >= 1, f"no ```{lang} block in docs/operations.md"
     return found[0]
 
 

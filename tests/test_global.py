@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers_eval import invoke, isolate, sets
 
-from stockrnn import globalmodel
+from stockrnn import dataset, globalmodel
 from stockrnn.config import load_config
 from stockrnn.data.store import Store
 from stockrnn.features.transforms import Transform
@@ -58,13 +58,16 @@ def test_scalers_are_per_ticker(batch):
                       + ["data.tickers=[RW1, AR2]", f"paths.data_dir={base / 'data'}"])
     store = Store(cfg.data_dir)
     frames = {t: store.read(t, "1d") for t in ("RW1", "AR2")}
-    before = globalmodel.build_all(cfg, frames)
+    def build_all(frames):
+        return {t: dataset.build(f, cfg.for_ticker(t)) for t, f in frames.items()}
+
+    before = build_all(frames)
     for t in ("RW1", "AR2"):  # what the global run saved is each ticker's own fit
         assert before[t].transform == Transform.from_dict(scalers[t])
     # a test-split price of RW1 moves: no scaler moves, and neither do the training windows
     changed = frames["RW1"].copy()
     changed.iloc[-5, changed.columns.get_loc("Close")] *= 3.0
-    after = globalmodel.build_all(cfg, {**frames, "RW1": changed})
+    after = build_all({**frames, "RW1": changed})
     for t in ("RW1", "AR2"):
         assert after[t].transform == before[t].transform
     a, b = globalmodel.combine(before), globalmodel.combine(after)

@@ -42,7 +42,7 @@ def test_registry_names_match_builders_and_config():
     from stockrnn.config import ModelType
 
     assert registry.names() == ["simple_rnn", "lstm", "gru", "conv1d"]
-    assert list(registry._builders()) == registry.names()
+    assert list(registry.BUILDERS) == registry.names()
     assert set(get_args(ModelType)) == set(registry.names())
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from helpers_eval import REPO, invoke, isolate, sets
 
-from stockrnn.batch import tickers_of
 from stockrnn.config import load_config
 from stockrnn.data.sources import SyntheticSource
 from stockrnn.errors import ConfigError, DataError
+from stockrnn.tickers import listed as tickers_of
 
 MULTI = REPO / "configs" / "multi.yaml"
 TINY = {"window.look_back": 10, "model.units": [4], "train.epochs": 2, "train.batch_size": 128,

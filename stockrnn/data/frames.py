@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from stockrnn.data import intervals
 from stockrnn.errors import DataError
 
 COLUMNS = ("Open", "High", "Low", "Close", "Volume")
 PRICE_COLUMNS = ("Open", "High", "Low", "Close")
-DAILY_INTERVALS = ("1d", "5d", "1wk", "1mo", "3mo")
 
 
 def normalize(df: pd.DataFrame, interval: str = "1d") -> pd.DataFrame:
@@ -23,7 +23,7 @@ def normalize(df: pd.DataFrame, interval: str = "1d") -> pd.DataFrame:
     idx = pd.DatetimeIndex(out.index)
     if idx.tz is not None:
         idx = idx.tz_localize(None)  # wall-clock time of the exchange: its local date
-    if interval in DAILY_INTERVALS:
+    if interval in intervals.DAILY:
         idx = idx.normalize()
     out.index = idx
     out.index.name = "Date"

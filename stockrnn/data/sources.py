@@ -18,13 +18,13 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from stockrnn.data import intervals
 from stockrnn.data.csvfile import read_price_csv
-from stockrnn.data.frames import COLUMNS, DAILY_INTERVALS, normalize
+from stockrnn.data.frames import COLUMNS, normalize
 from stockrnn.errors import ConfigError, DataError, FetchError, NoDataError, TickerMissingError
 
 log = logging.getLogger(__name__)
 SAMPLE_DIR = Path(__file__).parent / "sample"
-INTERVALS = ("1m", "2m", "5m", "15m", "30m", "60m", "90m", "1h", "1d", "5d", "1wk", "1mo", "3mo")
 
 
 class Source(Protocol):
@@ -173,7 +173,7 @@ class YahooSource:
 
     def _drop_open_bar(self, df: pd.DataFrame, interval: str) -> pd.DataFrame:
         """Drop today's bar while the exchange may still be trading (before 17:00 local)."""
-        if interval not in DAILY_INTERVALS or df.empty:
+        if not intervals.get(interval).daily or df.empty:
             return df
         idx = pd.DatetimeIndex(df.index)
         tz = idx.tz or "America/New_York"
@@ -274,6 +274,6 @@ def make_source(name: str, *, csv_path: str | Path | None = None, column: str | 
     return REGISTRY[name](csv_path, column, cache_dir)
 
 
-__all__ = ["COLUMNS", "INTERVALS", "SOURCES", "CsvSource", "SampleSource", "Source",
+__all__ = ["COLUMNS", "SOURCES", "CsvSource", "SampleSource", "Source",
            "SyntheticSource",
            "YahooSource", "classify_error", "flatten_columns", "make_source"]

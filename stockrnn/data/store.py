@@ -12,25 +12,17 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import os
-import re
 from pathlib import Path
 
 import pandas as pd
 
-from stockrnn import atomic, locking
+from stockrnn import atomic, locking, tickers
+from stockrnn.config import data_dir
 from stockrnn.data.frames import validate
 from stockrnn.data.sources import Source
-from stockrnn.errors import DataError, NoDataError, TickerMissingError
+from stockrnn.errors import ConfigError, DataError, NoDataError, TickerMissingError
 
 log = logging.getLogger(__name__)
-DEFAULT_DATA_DIR = "data"
-_SAFE = re.compile(r"[^A-Za-z0-9.^=_-]")
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("STOCKRNN_DATA_DIR") or DEFAULT_DATA_DIR)
-
 
 @dataclasses.dataclass(frozen=True)
 class UpdateResult:
@@ -54,8 +46,8 @@ class UpdateResult:
 
 
 class Store:
-    def __init__(self, data_dir: str | Path | None = None):
-        self.dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    def __init__(self, data_dir_: str | Path | None = None):
+        self.dir = data_dir(data_dir_)
 
     @property
     def lock_path(self) -> Path:
@@ -66,7 +58,10 @@ class Store:
         return self.dir / ".yfinance-cache"
 
     def path(self, ticker: str, interval: str = "1d") -> Path:
-        return self.dir / f"{_SAFE.sub('_', ticker.upper())}_{interval}.csv"
+        try:
+            return self.dir / f"{tickers.file_part(ticker)}_{interval}.csv"
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def meta_path(self, ticker: str, interval: str = "1d") -> Path:
         return self.path(ticker, interval).with_suffix(".json")

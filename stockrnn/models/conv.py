@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from stockrnn.backend import use
 from stockrnn.config import ModelConfig
-from stockrnn.models.registry import head
+from stockrnn.models.head import head
 
 
 def conv1d(cfg: ModelConfig, input_shape, horizon: int):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from stockrnn.backend import use
 from stockrnn.config import ModelConfig
-from stockrnn.models.registry import head
+from stockrnn.models.head import head
 
 # Unrolled, TensorFlow runs a SimpleRNN stack 1.7-2.4x faster per epoch at look_back 7-30 for
 # 0.4-3.3 s more tracing; LSTM/GRU gain 7-28% for up to 6 s more tracing, and on JAX (whose

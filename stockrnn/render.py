@@ -1,0 +1,208 @@
+"""Every table, CSV and JSON that stockrnn prints or writes, in one place.
+
+One rule for missing values: ``-`` in a table, an empty field in CSV, ``null`` in JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+
+MISSING = "-"
+
+
+def cell(value, spec: str = "") -> str:
+    """``value`` formatted for a table, or ``-`` when it is missing."""
+    return MISSING if value is None else format(value, spec)
+
+
+def percent(value) -> str:
+    return cell(value, ".1%")
+
+
+def to_json(obj) -> str:
+    return json.dumps(obj, indent=2, default=str) + "\n"
+
+
+def to_csv(rows: Iterable[dict], columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n",
+                       extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)  # None is written as an empty field
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+def splits(ds) -> str:
+    """One line per split of a prepared dataset: windows, rows, shapes."""
+    meta = ds.meta()["splits"]
+    return "".join(f"{name:5s} {len(sp):6d} windows  rows {meta[name]['first']}.."
+                   f"{meta[name]['last']}  x{tuple(sp.x.shape)} y{tuple(sp.y.shape)}\n"
+                   for name, sp in ds.splits.items())
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluation(result: dict) -> str:
+    """``evaluate``'s table: the model and every baseline on the same points."""
+    def pct(v):
+        return f"{MISSING:>6s}" if v is None else f"{100 * v:5.1f}%"
+
+    lines = [f"{result['split']} split: {result['n']} points, {result['first']}..{result['last']}"
+             f", horizon {result['horizon']}  (prices in data units)",
+             f"{'forecast':15s} {'MAE':>9s} {'RMSE':>9s} {'MAPE':>7s} {'MASE':>7s} "
+             f"{'dir.acc':>7s} {'p':>6s}"]
+    rows = [("model", result["model"])] + list(result["baselines"].items())
+    for name, m in rows:
+        lines.append(f"{name:15s} {m['mae']:9.4f} {m['rmse']:9.4f} {m['mape']:6.2f}% "
+                     f"{m['mase']:7.4f} {pct(m['directional_accuracy'])} "
+                     f"{cell(m['direction_p_value'], '6.3f'):>6s}")
+    if result["horizon"] > 1:
+        steps = result["model"]["per_step"]
+        lines.append("model MASE per step: " + " ".join(f"{s['mase']:.3f}" for s in steps))
+    cov = result["intervals"]
+    lines.append("interval coverage: " + ", ".join(
+        f"{float(k) * 100:.0f}% -> {v['coverage'] * 100:.1f}%" for k, v in cov.items()))
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- predict
+
+FORECAST_COLUMNS = ("forecast", "lower_80", "upper_80", "lower_95", "upper_95")
+
+
+def forecast_rows(fc) -> dict:
+    """A forecast as JSON-ready rows (``run --json``)."""
+    return {"as_of": str(fc.as_of.date()), "rows": [
+        {"date": str(d.date()), **{c: float(r[c]) for c in FORECAST_COLUMNS}}
+        for d, r in fc.table.iterrows()]}
+
+
+def forecast(fc, fmt: str) -> str:
+    """A forecast as ``table``, ``csv`` or ``json``."""
+    t = fc.table.copy()
+    t.index = t.index.strftime("%Y-%m-%d")
+    if fmt == "csv":
+        return t.round(4).to_csv(index_label="date")
+    if fmt == "json":
+        rows = [{"date": d, **{c: round(float(r[c]), 4) for c in FORECAST_COLUMNS},
+                 "recursive": bool(r["recursive"])} for d, r in t.iterrows()]
+        return to_json({"as_of": str(fc.as_of.date()), "last_price": fc.last_price,
+                        "recursive": fc.recursive, "forecast": rows})
+    lines = [f"as of {fc.as_of.date()} (last price {fc.last_price:.4f})"
+             + ("; steps past the trained horizon are fed back recursively (marked *)"
+                if fc.recursive else ""),
+             f"{'date':10s} {'forecast':>10s} {'80% interval':>23s} {'95% interval':>23s}"]
+    for d, r in t.iterrows():
+        mark = " *" if r["recursive"] else ""
+        lines.append(f"{d:10s} {r['forecast']:10.4f} {r['lower_80']:11.4f}..{r['upper_80']:<11.4f}"
+                     f" {r['lower_95']:11.4f}..{r['upper_95']:<11.4f}{mark}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- run, batch
+
+
+def stage(stage) -> str:
+    return f"{stage.name:9s} {stage.summary}"
+
+
+def run_json(summary=None, error=None, stages=(), run_dir=None) -> str:
+    """``run --json``: the summary (or, when a stage failed, the stages that finished and the
+    run directory), its status and exit code, and the error if any."""
+    import dataclasses
+
+    out = summary.to_dict() if summary is not None else {
+        "stages": [dataclasses.asdict(s) for s in stages], "run_dir": run_dir}
+    out.update(status="ok" if error is None else "error",
+               exit_code=0 if error is None else error.exit_code)
+    if error is not None:
+        out["error"] = str(error)
+    return to_json(out)
+
+
+BATCH_COLUMNS = ("ticker", "status", "error", "run_dir", "mase", "directional_accuracy",
+                 "test_mae", "persistence_mae", "seconds")
+
+
+def batch_table(rows: list[dict]) -> str:
+    """One line per ticker of a batch: status, test metrics, seconds, run or error."""
+    width = max([6, *(len(r["ticker"]) for r in rows)])
+    out = [f"{'ticker':{width}s} {'status':6s} {'MASE':>7s} {'dir.acc':>7s} {'test MAE':>9s} "
+           f"{'seconds':>7s}  run / error"]
+    for r in rows:
+        tail = r["run_dir"] or "" if r["status"] == "ok" else f"error: {r['error']}"
+        out.append(f"{r['ticker']:{width}s} {r['status']:6s} {cell(r['mase'], '.4f'):>7s} "
+                   f"{percent(r['directional_accuracy']):>7s} {cell(r['test_mae'], '.4f'):>9s} "
+                   f"{cell(r['seconds'], '.1f'):>7s}  {tail}")
+    return "\n".join(out) + "\n"
+
+
+def batch_footer(summary: dict) -> str:
+    how = "Ray" if summary.get("executor") == "ray" else f"{summary['jobs']} job(s)"
+    return (f"{summary['ok']} ok, {len(summary['failed'])} failed in {summary['seconds']:.1f}s "
+            f"({how}); summary: {summary['batch_dir']}/summary.json\n")
+
+
+# --------------------------------------------------------------------------- compare
+
+LEADERBOARD_COLUMNS = ("run", "model", "ticker", "look_back", "epochs", "test_mae", "mase",
+                       "directional_accuracy", "train_seconds")
+
+
+def leaderboard(rows: list[dict], fmt: str) -> str:
+    if fmt == "json":
+        return to_json(rows)
+    if fmt == "csv":
+        return to_csv(rows, LEADERBOARD_COLUMNS)
+    out = [f"{'model':10s} {'ticker':6s} {'look_back':>9s} {'epochs':>6s} {'test MAE':>9s} "
+           f"{'MASE':>7s} {'dir.acc':>7s} {'train s':>7s}  run"]
+    for r in rows:
+        out.append(f"{r['model'] or MISSING:10s} {r['ticker'] or MISSING:6s} "
+                   f"{cell(r['look_back'], 'd'):>9s} {cell(r['epochs'], 'd'):>6s} "
+                   f"{cell(r['test_mae'], '.4f'):>9s} {cell(r['mase'], '.4f'):>7s} "
+                   f"{percent(r['directional_accuracy']):>7s} "
+                   f"{cell(r['train_seconds'], '.1f'):>7s}  {r['run']}")
+    if any(r["mase"] is None for r in rows):
+        out.append(f"('{MISSING}': run `stockrnn evaluate --run RUN` to score it)")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- tune
+
+TRIAL_COLUMNS = ("trial", "look_back", "units", "dropout", "learning_rate", "val_loss", "epochs",
+                 "seconds", "state")
+
+
+def trials_table(rows: list[dict], best: int) -> str:
+    out = [f"{'trial':>5s} {'look_back':>9s} {'units':>5s} {'dropout':>7s} {'lr':>9s} "
+           f"{'val_loss':>9s} {'epochs':>6s} {'seconds':>7s}"]
+    for r in rows:
+        mark = "  best" if r["trial"] == best else ("  default" if r["trial"] == 0 else "")
+        out.append(f"{r['trial']:5d} {r['look_back']:9d} {r['units']:5d} {r['dropout']:7.3f} "
+                   f"{r['learning_rate']:9.2e} {r['val_loss']:9.5f} {r['epochs']:6d} "
+                   f"{r['seconds']:7.1f}{mark}")
+    return "\n".join(out) + "\n"
+
+
+def tune_footer(summary: dict) -> str:
+    d, b, t = summary["default"], summary["best"], summary["test"]
+    return (f"default val_loss {d['val_loss']:.5f}, best val_loss {b['val_loss']:.5f} "
+            f"(trial {b['trial']}) -> {summary['best_yaml']}\n"
+            f"retrained {summary['run_dir']}: test MASE {t['mase']:.4f} (MAE {t['mae']:.4f} "
+            f"vs persistence {t['persistence_mae']:.4f})\n")
+
+
+# --------------------------------------------------------------------------- runs list
+
+
+def runs_list(items: Iterable[tuple[str, bool, str]]) -> str:
+    """``runs list``: status, ``*`` for a run name's latest, path."""
+    return "".join(f"{status:10s} {'*' if latest else ' '} {path}\n"
+                   for status, latest, path in items)

@@ -1,0 +1,84 @@
+"""The package's shape: no import cycles between stockrnn's modules (counting imports inside
+functions too), no private name imported across modules, and a light ``import stockrnn``."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "stockrnn"
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
+    return out
+
+
+def imports(path: Path, known: set[str]) -> list[tuple[str, str]]:
+    """(module, imported name) for every stockrnn import in the file, at any depth."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and \
+                node.module.split(".")[0] == "stockrnn":
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.append((sub, "") if sub in known else (node.module, alias.name))
+        elif isinstance(node, ast.Import):
+            found += [(a.name, "") for a in node.names if a.name in known]
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {m: {t for t, _ in imports(p, set(mods)) if t in mods and t != m}
+            for m, p in mods.items()}
+
+
+def find_cycle(g: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(g[m]):
+            if state.get(n) == 1:
+                return stack[stack.index(n):] + [n]
+            if n not in state and (cycle := visit(n)):
+                return cycle
+        stack.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(g):
+        if m not in state and (cycle := visit(m)):
+            return cycle
+    return None
+
+
+def test_the_checker_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycles():
+    assert find_cycle(graph()) is None
+
+
+def test_no_private_names_imported_across_modules():
+    mods = modules()
+    bad = [f"{m}: {t}.{name}" for m, p in mods.items() for t, name in imports(p, set(mods))
+           if name.startswith("_") and not name.startswith("__") and t != m]
+    assert not bad
+
+
+def test_importing_the_cli_does_not_import_keras():
+    code = "import sys, stockrnn.cli; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
