@@ -376,6 +376,61 @@ def run_batch(cfg, opts, as_json: bool) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @config_options
+@click.option("--folds", type=click.IntRange(min=1), default=None,
+              help="Consecutive test folds [default: backtest.folds, 5].")
+@click.option("--refit", default=None, metavar="always|never|every:K",
+              help="Train a model per fold, once, or every K folds [default: backtest.refit, "
+                   "always].")
+@click.option("--window", "train_window", default=None, metavar="expanding|rolling:L",
+              help="Train on all earlier rows, or on the last L rows [default: "
+                   "backtest.window, expanding].")
+@click.option("--threshold", type=float, default=None,
+              help="Trading: long when the forecast log return exceeds this [default: 0].")
+@click.option("--short", is_flag=True, default=None,
+              help="Trading: short instead of flat below -threshold.")
+@click.option("--cost-bps", type=float, default=None,
+              help="Trading: cost per unit of turnover in basis points [default: 5].")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train this many fold models at once, in parallel processes.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Run the fold models here or as Ray tasks (ray extra).")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="With --executor ray: the Ray cluster [default: a local Ray].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--max-mase", type=float, default=None,
+              help="Exit 3 when the pooled MASE is above this (after writing everything).")
+@wait_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def backtest(ctx, config_path, overrides, folds, refit, train_window, threshold, short, cost_bps,
+             jobs, executor, ray_address, as_json, max_mase, wait, quiet):
+    """Walk-forward evaluation: train on the rows before each of N consecutive test folds,
+    forecast every point of the fold from real past data, and pool the results against the
+    persistence, drift and moving-average baselines, with a Diebold-Mariano test against
+    persistence and what a sign strategy would have earned after costs. Writes
+    runs/<run_name>/backtest-<UTC timestamp>/ and prints it last."""
+    from stockrnn import backtest as bt
+    from stockrnn import gates, render
+    from stockrnn.options import RunOptions
+
+    flags = {"folds": folds, "refit": refit, "window": train_window, "threshold": threshold,
+             "short": short, "cost_bps": cost_bps}
+    sets = [*overrides, *(f"backtest.{k}={v}" for k, v in flags.items() if v is not None)]
+    cfg = load(config_path, sets)
+    if quiet or ctx.obj.get("quiet"):
+        logging.getLogger("stockrnn").setLevel(logging.WARNING)
+    summary = bt.backtest(cfg, RunOptions(jobs=jobs, executor=executor, ray_address=ray_address,
+                                          wait=wait, max_mase=max_mase, progress="none"))
+    if as_json:
+        click.echo(render.to_json(summary), nl=False)
+    else:
+        click.echo(render.backtest(summary), nl=False)
+        click.echo(summary["backtest_dir"])
+    gates.check_backtest(bt.pooled_mases(summary), max_mase, summary["backtest_dir"])
+
+
+@cli.command(context_settings=CONTEXT)
+@config_options
 @click.option("--trials", type=click.IntRange(min=1), default=None,
               help="Number of trials [default: tune.trials in the config, 20].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")

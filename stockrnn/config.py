@@ -186,6 +186,56 @@ class TuneConfig(Section):
                 if getattr(self, k) is not None}
 
 
+class BacktestConfig(Section):
+    """``stockrnn backtest``: walk-forward folds, the refit policy, the training window, and
+    the trading evaluation (flags of the same names override these)."""
+
+    folds: int = Field(5, gt=0, le=1000, description="Consecutive test folds after the minimum "
+                       "training length (default for --folds).")
+    refit: str = Field("always", description="always: train a new model per fold; never: "
+                       "train once before the first fold; every:K: retrain every K folds.")
+    window: str = Field("expanding", description="expanding: train on all earlier rows; "
+                        "rolling:L: on the last L rows before the fold only.")
+    min_train: int | None = Field(None, gt=0, description="Rows before the first fold "
+                                  "(default: the split's train+val fractions of the history).")
+    threshold: float = Field(0.0, ge=0, description="Trading: go long when the forecast log "
+                             "return over the next bar exceeds this.")
+    short: bool = Field(False, description="Trading: short (instead of flat) when the forecast "
+                        "log return is below -threshold.")
+    cost_bps: float = Field(5.0, ge=0, description="Trading: cost per unit of turnover, in "
+                            "basis points.")
+
+    @model_validator(mode="after")
+    def _policies(self):
+        refit_every(self.refit)
+        rolling_rows(self.window)
+        return self
+
+
+def refit_every(refit: str) -> int | None:
+    """Folds between refits: always -> 1, never -> None, every:K -> K (ValueError otherwise)."""
+    if refit == "always":
+        return 1
+    if refit == "never":
+        return None
+    kind, _, k = refit.partition(":")
+    if kind == "every" and k.isdigit() and int(k) >= 1:
+        return int(k)
+    raise KeyedValueError("backtest.refit", f"must be always, never or every:K with K >= 1. "
+                          f"Received: refit={refit!r}")
+
+
+def rolling_rows(window: str) -> int | None:
+    """Training rows of a rolling window (None: expanding); ValueError for anything else."""
+    if window == "expanding":
+        return None
+    kind, _, rows = window.partition(":")
+    if kind == "rolling" and rows.isdigit() and int(rows) >= 1:
+        return int(rows)
+    raise KeyedValueError("backtest.window", f"must be expanding or rolling:L with L >= 1 rows. "
+                          f"Received: window={window!r}")
+
+
 class Config(Section):
     data: DataConfig = Field(DataConfig(), description="Which prices: source, ticker(s), dates, interval, input and target columns.")
     window: WindowConfig = Field(WindowConfig(), description="How samples are cut: look_back past bars, a foresight gap, horizon future bars.")
@@ -195,6 +245,7 @@ class Config(Section):
     train: TrainConfig = Field(TrainConfig(), description="Training: epochs, batch, optimizer, loss, early stopping, seed, backend, backups.")
     paths: PathsConfig = Field(PathsConfig(), description="Where the store and the runs live, and the run name.")
     tune: TuneConfig = Field(TuneConfig(), description="stockrnn tune: the number of trials and the ranges searched.")
+    backtest: BacktestConfig = Field(BacktestConfig(), description="stockrnn backtest: folds, refit policy, training window, trading evaluation.")
 
     @model_validator(mode="after")
     def _cross_checks(self):

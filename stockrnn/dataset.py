@@ -103,25 +103,36 @@ def select(frame: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     return out
 
 
-def build(frame: pd.DataFrame, cfg: Config) -> Dataset:
-    """Split ``frame`` chronologically by the config's fractions, fit the transform on the
-    training rows only, and cut every split's windows."""
+def build(frame: pd.DataFrame, cfg: Config, bounds: dict[str, tuple[int, int]] | None = None,
+          transform: Transform | None = None) -> Dataset:
+    """Split ``frame`` chronologically, fit the transform on the training rows only, and cut
+    every split's windows.
+
+    ``bounds`` gives each split's target rows ``[start, end)`` (default: the config's split
+    fractions; a backtest fold passes its own, a run records them in meta.json). ``transform``
+    is an already fitted transform to use instead of fitting one (a backtest fold that reuses
+    an earlier fold's model)."""
     frame = select(frame, cfg)
     w, s = cfg.window, cfg.split
     n = len(frame)
-    val_start, test_start = split_bounds(n, s.train, s.val)
-    bounds = {"train": (0, val_start), "val": (val_start, test_start), "test": (test_start, n)}
     first_valid = 1 if cfg.scaling.target_transform == "log_return" else 0
-    # each split needs >= 1 sample; the training split also needs its inputs inside it
     need = _rows_needed(w.look_back, w.foresight, w.horizon, first_valid, s)
-    if n < need:
-        raise DataError(f"{cfg.data.ticker}: {n} rows is too few for look_back={w.look_back}, "
-                        f"foresight={w.foresight}, horizon={w.horizon} and a "
-                        f"{s.train:g}/{s.val:g}/{s.test:g} split: need at least {need} rows")
+    if bounds is None:
+        # each split needs >= 1 sample; the training split also needs its inputs inside it
+        if n < need:
+            raise DataError(f"{cfg.data.ticker}: {n} rows is too few for look_back={w.look_back}, "
+                            f"foresight={w.foresight}, horizon={w.horizon} and a "
+                            f"{s.train:g}/{s.val:g}/{s.test:g} split: need at least {need} rows")
+        val_start, test_start = split_bounds(n, s.train, s.val)
+        bounds = {"train": (0, val_start), "val": (val_start, test_start),
+                  "test": (test_start, n)}
+    bounds = {k: (int(a), int(b)) for k, (a, b) in bounds.items()}
     values = frame[list(cfg.data.features)].to_numpy(dtype="float64")
     prices = frame[cfg.data.target].to_numpy(dtype="float64")
-    transform = Transform.fit(cfg.scaling.target_transform, cfg.scaling.scaler,
-                              list(cfg.data.features), cfg.data.target, values, prices, val_start)
+    if transform is None:
+        transform = Transform.fit(cfg.scaling.target_transform, cfg.scaling.scaler,
+                                  list(cfg.data.features), cfg.data.target, values, prices,
+                                  bounds["train"][1])
     x = transform.inputs(values)
     base = transform.target_base(prices)
     splits = {}

@@ -12,6 +12,7 @@ import json
 import logging
 
 import numpy as np
+import pandas as pd
 
 from stockrnn import atomic, metrics, plotting
 from stockrnn.dataset import Dataset
@@ -66,13 +67,30 @@ def intervals(pred: np.ndarray, quantiles: list[dict[str, float]], level: float)
     return pred * np.exp(-q), pred * np.exp(q)
 
 
-def evaluate(run: RunDir, model, ds: Dataset, split: str, quantiles) -> dict:
-    actual = ds.actual_prices(split)
-    last = ds.last_prices(split)
-    pred = predict_split(model, ds, split)
-    base = baselines(ds, split)
-    dates = ds.target_dates(split)
-    h = ds.horizon
+def forecasts(model, ds: Dataset, split: str, quantiles) -> dict[str, np.ndarray]:
+    """Every forecast of a split, in price units: (n, horizon) arrays ``actual``, ``model``,
+    the baselines, the interval bounds ``lower_80`` ... ``upper_95`` and ``step_dates`` (the
+    date each step forecasts); (n,) arrays ``last`` (the price at each origin), ``origins``
+    (each origin's date) and ``dates`` (each sample's first target date)."""
+    sp = ds.splits[split]
+    rows = sp.anchors[:, None] + 1 + ds.foresight + np.arange(ds.horizon)[None, :]
+    out = {"dates": np.asarray(ds.target_dates(split)), "last": ds.last_prices(split),
+           "origins": np.asarray(ds.frame.index[sp.anchors]),
+           "step_dates": np.asarray(ds.frame.index[rows.ravel()]).reshape(rows.shape),
+           "actual": ds.actual_prices(split), "model": predict_split(model, ds, split)}
+    out.update(baselines(ds, split))
+    for lv in LEVELS:
+        pct = int(round(lv * 100))
+        out[f"lower_{pct}"], out[f"upper_{pct}"] = intervals(out["model"], quantiles, lv)
+    return out
+
+
+def score(fc: dict[str, np.ndarray]) -> dict:
+    """Metrics of the model and every baseline on exactly the same points (MASE against the
+    persistence MAE of those points), per horizon step when there are several, and interval
+    coverage."""
+    actual, last = fc["actual"], fc["last"]
+    h = actual.shape[1]
 
     def block(forecast: np.ndarray) -> dict:
         steps = []
@@ -85,25 +103,35 @@ def evaluate(run: RunDir, model, ds: Dataset, split: str, quantiles) -> dict:
             overall["per_step"] = steps
         return overall
 
-    result = {
-        "run": str(run.path), "split": split, "n": int(len(actual)), "horizon": h,
-        "first": str(dates[0].date()), "last": str(dates[-1].date()),
-        "model": block(pred),
-        "baselines": {name: block(b) for name, b in base.items()},
-        "intervals": {},
-    }
+    result = {"n": int(len(actual)), "horizon": h,
+              "first": str(pd.Timestamp(fc["dates"][0]).date()),
+              "last": str(pd.Timestamp(fc["dates"][-1]).date()),
+              "model": block(fc["model"]),
+              "baselines": {name: block(fc[name]) for name in BASELINES},
+              "intervals": {}}
     for lv in LEVELS:
-        lo, hi = intervals(pred, quantiles, lv)
+        pct = int(round(lv * 100))
+        lo, hi = fc[f"lower_{pct}"], fc[f"upper_{pct}"]
         result["intervals"][str(lv)] = {
             "nominal": lv, "coverage": metrics.coverage(actual, lo, hi),
             "per_step": [metrics.coverage(actual[:, k], lo[:, k], hi[:, k]) for k in range(h)]}
+    return result
+
+
+def evaluate(run: RunDir, model, ds: Dataset, split: str, quantiles) -> dict:
+    """Score a run on a split; writes metrics_<split>.json and the prediction plots."""
+    fc = forecasts(model, ds, split, quantiles)
+    scored = score(fc)
+    result = {"run": str(run.path), "split": split, **scored}
     atomic.write_json(run.path / f"metrics_{split}.json", result)
-    title = f"{run.meta().get('model_type', '')} on {run.meta().get('ticker', '')}, {split} split"
-    plotting.predictions_plot(dates, actual[:, 0], pred[:, 0], base["persistence"][:, 0],
-                              run.plots / f"predictions_{split}.png",
+    meta = run.meta()
+    title = f"{meta.get('model_type', '')} on {meta.get('ticker', '')}, {split} split"
+    dates = pd.DatetimeIndex(fc["dates"])
+    plotting.predictions_plot(dates, fc["actual"][:, 0], fc["model"][:, 0],
+                              fc["persistence"][:, 0], run.plots / f"predictions_{split}.png",
                               f"{title}: one step ahead (MASE {result['model']['mase']:.3f})")
-    plotting.residuals_plot(dates, actual[:, 0] - pred[:, 0], run.plots / f"residuals_{split}.png",
-                            title)
+    plotting.residuals_plot(dates, fc["actual"][:, 0] - fc["model"][:, 0],
+                            run.plots / f"residuals_{split}.png", title)
     return result
 
 

@@ -37,12 +37,16 @@ class Forecast:
 
 
 def run_dataset(run: RunDir, cfg: Config, transform: Transform) -> dataset.Dataset:
-    """Rebuild the run's windows from its own saved prices, and check the scaler matches."""
+    """Rebuild the run's windows from its own saved prices and split rows (as meta.json
+    recorded them), and check the scaler matches."""
     try:
         frame = pd.read_csv(run.series, index_col="Date", parse_dates=["Date"])
     except (OSError, ValueError) as exc:
         raise RunError(f"{run.series}: unreadable ({exc})") from None
-    ds = dataset.build(frame, cfg)
+    recorded = run.meta().get("data", {}).get("splits", {})
+    bounds = {k: tuple(v["rows"]) for k, v in recorded.items()} \
+        if set(recorded) == set(dataset.SPLITS) else None
+    ds = dataset.build(frame, cfg, bounds)
     if ds.transform != transform:
         raise RunError(f"{run.path}: series.csv and scaler.json disagree; the run was modified")
     return ds

@@ -35,3 +35,14 @@ def batch_outcome(summary: dict, allow_failures: int,
         return QualityGateError(f"quality gate failed: test MASE above --max-mase {max_mase:g} "
                                 f"for {', '.join(above)} (see {summary['batch_dir']})")
     return None
+
+
+def check_backtest(mases: dict[str, float], max_mase: float | None, where: str) -> None:
+    """QualityGateError (exit 3) when a ticker's pooled backtest MASE is above ``max_mase``."""
+    if max_mase is None:
+        return
+    above = {t: m for t, m in mases.items() if not m <= max_mase}
+    if above:
+        worst = ", ".join(f"{t} {m:.4f}" for t, m in above.items())
+        raise QualityGateError(f"quality gate failed: pooled backtest MASE above --max-mase "
+                               f"{max_mase:g}: {worst} (see {where}/summary.json)")

@@ -206,3 +206,79 @@ def runs_list(items: Iterable[tuple[str, bool, str]]) -> str:
     """``runs list``: status, ``*`` for a run name's latest, path."""
     return "".join(f"{status:10s} {'*' if latest else ' '} {path}\n"
                    for status, latest, path in items)
+
+
+# --------------------------------------------------------------------------- backtest
+
+FOLD_COLUMNS = ("fold", "first", "last", "n", "train_rows", "mae", "mase",
+                "directional_accuracy", "persistence_mae", "coverage_80", "coverage_95",
+                "run_dir")
+
+
+def fold_csv_row(r: dict) -> dict:
+    return {"fold": r["fold"], "first": r["first"], "last": r["last"], "n": r["n"],
+            "train_rows": r["train_rows"], "mae": r["model"]["mae"], "mase": r["model"]["mase"],
+            "directional_accuracy": r["model"]["directional_accuracy"],
+            "persistence_mae": r["persistence"]["mae"], "coverage_80": r["coverage"]["0.8"],
+            "coverage_95": r["coverage"]["0.95"], "run_dir": r["run_dir"]}
+
+
+def backtest(summary: dict) -> str:
+    """``backtest``'s text: the fold table, the pooled table with the verdict, the trading
+    table (per ticker for a multi-ticker backtest)."""
+    per = summary.get("tickers")
+    if per is None:
+        return _backtest_one(summary)
+    return "\n".join(f"== {t}\n{_backtest_one(s)}" for t, s in per.items())
+
+
+def _backtest_one(s: dict) -> str:
+    lines = [f"{s['ticker']}: {len(s['folds'])} folds, refit {s['refit']}, window {s['window']}",
+             f"{'fold':>4s} {'first':10s} {'last':10s} {'n':>5s} {'train':>6s} {'MAE':>9s} "
+             f"{'MASE':>7s} {'dir.acc':>7s} {'cov80':>6s} {'cov95':>6s}"]
+    for r in s["folds"]:
+        m = r["model"]
+        lines.append(f"{r['fold']:4d} {r['first']:10s} {r['last']:10s} {r['n']:5d} "
+                     f"{r['train_rows']:6d} {m['mae']:9.4f} {m['mase']:7.4f} "
+                     f"{percent(m['directional_accuracy']):>7s} "
+                     f"{percent(r['coverage']['0.8']):>6s} {percent(r['coverage']['0.95']):>6s}")
+    p = s["pooled"]
+    lines.append("")
+    lines.append(f"pooled: {p['n']} points, {p['first']}..{p['last']}, horizon {p['horizon']}"
+                 "  (prices in data units)")
+    lines.append(f"{'forecast':15s} {'MAE':>9s} {'RMSE':>9s} {'MAPE':>7s} {'MASE':>7s} "
+                 f"{'dir.acc':>7s} {'p':>6s}")
+    for name, m in [("model", p["model"]), *p["baselines"].items()]:
+        lines.append(f"{name:15s} {m['mae']:9.4f} {m['rmse']:9.4f} {m['mape']:6.2f}% "
+                     f"{m['mase']:7.4f} {percent(m['directional_accuracy']):>7s} "
+                     f"{cell(m['direction_p_value'], '6.3f'):>6s}")
+    lines.append("interval coverage: " + ", ".join(
+        f"{float(k) * 100:.0f}% -> {percent(v['coverage'])}" for k, v in p["intervals"].items()))
+    dm = p["model"]
+    lines.append(f"verdict: the model is {p['verdict']}: Diebold-Mariano on absolute errors, "
+                 f"statistic {cell(dm['dm_statistic'], '.3f')}; direction right "
+                 f"{percent(dm['directional_accuracy'])} (binomial p = "
+                 f"{cell(dm['direction_p_value'], '.3f')})")
+    lines.append("")
+    lines.append(_trading(s["trading"]))
+    return "\n".join(lines) + "\n"
+
+
+def _trading(t: dict) -> str:
+    mode = "long/short" if t["short"] else "long/flat"
+    head = (f"trading ({mode}, threshold {t['threshold']:g}, cost {t['cost_bps']:g} bps per "
+            "unit of turnover; position from the forecast at each close, held to the next):")
+    if "note" in t:
+        return f"{head}\n  {t['note']}"
+    lines = [head, f"{'strategy':18s} {'':5s} {'total':>8s} {'annual':>8s} {'vol':>7s} "
+                   f"{'Sharpe':>7s} {'max DD':>8s} {'turnover':>8s} {'in mkt':>7s}"]
+    for name, key in (("model signal", "strategy"), ("drift signal", "drift_strategy"),
+                      ("buy and hold", "buy_and_hold")):
+        for kind in ("gross", "net"):
+            r = t[key][kind]
+            lines.append(f"{name:18s} {kind:5s} {percent(r['total_return']):>8s} "
+                         f"{percent(r['annual_return']):>8s} "
+                         f"{percent(r['annual_volatility']):>7s} {cell(r['sharpe'], '.2f'):>7s} "
+                         f"{percent(r['max_drawdown']):>8s} {cell(r['turnover'], '.0f'):>8s} "
+                         f"{percent(r['exposure']):>7s}")
+    return "\n".join(lines)

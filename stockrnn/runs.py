@@ -135,9 +135,12 @@ def versions(backend: str) -> dict:
     """The library versions a run was trained with (imports keras: call from training code)."""
     import platform
 
-    import keras
     import numpy as np
     import pandas as pd
+
+    from stockrnn.backend import use
+
+    keras = use(backend)
 
     out = {"stockrnn": __version__, "python": platform.python_version(), "keras": keras.__version__,
            "numpy": np.__version__, "pandas": pd.__version__}

@@ -159,7 +159,6 @@ def train(cfg: Config, opts: RunOptions = DEFAULT, *, lock: bool = True,
     The windows come from ``prepared``, else from the prepared dataset when it is current,
     else they are built (and saved) from the stored prices. Holds the run name's lock unless
     ``lock`` is False (the caller holds it already)."""
-    from stockrnn import evaluation, plotting, training
     from stockrnn.backend import use
 
     cfg.require_single("train")
@@ -178,34 +177,48 @@ def train(cfg: Config, opts: RunOptions = DEFAULT, *, lock: bool = True,
             ds = prepare(cfg, opts.wait).dataset
         if run is None:
             run = runs.create(cfg.runs_dir, cfg.run_name)
-            atomic.write_text(run.config, cfg.to_yaml())
-            atomic.write_with(run.series, lambda tmp: ds.frame.to_csv(tmp, index_label="Date"))
-            atomic.write_json(run.scaler, ds.transform.to_dict())
-            runs.start(run, backend=cfg.backend, seed=cfg.train.seed,
-                       model_type=cfg.model.type, ticker=cfg.data.ticker.upper(),
-                       config_hash=cfg.dataset_hash(), data=ds.meta())
+            start_run(run, cfg, ds)
         else:
             runs.mark_running(run)
-        log.info("training %s on %s: %d train / %d val / %d test windows -> %s",
-                 cfg.model.type, cfg.data.ticker, len(ds.splits["train"]), len(ds.splits["val"]),
-                 len(ds.splits["test"]), run.path)
-        started = time.perf_counter()
-        try:
-            facts = training.fit(cfg.model, cfg.train, ds, run, resume=opts.resume,
-                                 progress=opts.progress, backend=cfg.backend)
-        except KeyboardInterrupt:
-            run.update_meta(status="incomplete", error="interrupted")
-            raise
-        except Exception as exc:
-            run.update_meta(status="incomplete", error=f"{type(exc).__name__}: {exc}")
-            raise
-        evaluation.write_intervals(run, training.load_model(run.model), ds)
-        plotting.loss_plot(training.read_history(run.history), run.plots / "loss.png",
-                           f"{cfg.model.type} on {cfg.data.ticker}")
-        run.update_meta(status="complete", finished=runs.now(),
-                        wall_seconds=round(time.perf_counter() - started, 3), **facts)
+        fit_run(run, cfg, ds, opts)
         runs.set_latest(run)
         return run
+
+
+def start_run(run: runs.RunDir, cfg: Config, ds: dataset.Dataset, **meta) -> None:
+    """Write what a new run directory holds before training: the resolved config, the price
+    rows, the fitted transform, and meta.json (status running)."""
+    atomic.write_text(run.config, cfg.to_yaml())
+    atomic.write_with(run.series, lambda tmp: ds.frame.to_csv(tmp, index_label="Date"))
+    atomic.write_json(run.scaler, ds.transform.to_dict())
+    runs.start(run, backend=cfg.backend, seed=cfg.train.seed, model_type=cfg.model.type,
+               ticker=cfg.data.ticker.upper(), config_hash=cfg.dataset_hash(), data=ds.meta(),
+               **meta)
+
+
+def fit_run(run: runs.RunDir, cfg: Config, ds: dataset.Dataset, opts: RunOptions = DEFAULT):
+    """Train the run's model on ``ds``, then write its interval quantiles and loss plot and
+    mark it complete (incomplete, with the error, when training fails)."""
+    from stockrnn import evaluation, plotting, training
+
+    log.info("training %s on %s: %d train / %d val / %d test windows -> %s",
+             cfg.model.type, cfg.data.ticker, len(ds.splits["train"]), len(ds.splits["val"]),
+             len(ds.splits["test"]), run.path)
+    started = time.perf_counter()
+    try:
+        facts = training.fit(cfg.model, cfg.train, ds, run, resume=opts.resume,
+                             progress=opts.progress, backend=cfg.backend)
+    except KeyboardInterrupt:
+        run.update_meta(status="incomplete", error="interrupted")
+        raise
+    except Exception as exc:
+        run.update_meta(status="incomplete", error=f"{type(exc).__name__}: {exc}")
+        raise
+    evaluation.write_intervals(run, training.load_model(run.model), ds)
+    plotting.loss_plot(training.read_history(run.history), run.plots / "loss.png",
+                       f"{cfg.model.type} on {cfg.data.ticker}")
+    run.update_meta(status="complete", finished=runs.now(),
+                    wall_seconds=round(time.perf_counter() - started, 3), **facts)
 
 
 def _resumable(cfg: Config) -> runs.RunDir | None:
