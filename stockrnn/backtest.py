@@ -328,7 +328,7 @@ def backtest_ticker(cfg: Config, out: Path, opts: RunOptions) -> dict:
                "seconds": round(time.perf_counter() - started, 3)}
     _plots(out, cfg, folds_rows, fc, trading)
     atomic.write_text(out / "predictions.csv",
-                      predictions_frame(folds, results).to_csv(index=False, float_format="%.6g"))
+                      predictions_frame(folds, results).to_csv(index=False, float_format="%.10g"))
     atomic.write_text(out / "folds.csv", render.to_csv(
         [render.fold_csv_row(r) for r in folds_rows], render.FOLD_COLUMNS))
     atomic.write_json(out / "summary.json", summary)
