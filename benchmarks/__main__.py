@@ -12,11 +12,12 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks import commands, machine, modes, multi, prepare, quality, report, speed
+from benchmarks import backtest, commands, machine, modes, multi, prepare, quality, report, speed
 from benchmarks.subprocesses import REPO
 
 SECTIONS = (("commands", commands.measure), ("prepare", prepare.measure),
-            ("speed", speed.measure), ("quality", quality.measure), ("multi", multi.measure))
+            ("speed", speed.measure), ("quality", quality.measure), ("multi", multi.measure),
+            ("backtest", backtest.measure))
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -42,6 +43,7 @@ def checks_of(res: dict) -> list[dict]:
     out += [c for r in res.get("speed", {}).get("ratios", []) for c in r["checks"]]
     out += res.get("quality", {}).get("checks", [])
     out += res.get("multi", {}).get("checks", [])
+    out += res.get("backtest", {}).get("checks", [])
     return out
 
 

@@ -30,13 +30,16 @@ class Mode:
     synthetic_rows: int = 2000
     # many tickers: configs/multi.yaml serial / --jobs 2 / Ray / global (about a minute)
     multi: bool = True
+    # backtest: configs/lstm.yaml, 5 folds, serial and --jobs 2, beside one run
+    backtest: bool = True
+    backtest_overrides: tuple[str, ...] = ()
 
 
 TINY = Mode("tiny", speed_families=("conv1d",), speed_backends=("tensorflow",), speed_epochs=4,
             help_runs=2, smoke_runs=0, prepare_rows=((10_000, 2),),
             quality_families=("conv1d",), quality_datasets=("random_walk",),
             quality_overrides=("train.epochs=3", "train.early_stopping.patience=3"),
-            synthetic_rows=600, multi=False)
+            synthetic_rows=600, multi=False, backtest=False)
 QUICK = Mode("quick", speed_repeats=2)
 FULL = Mode("full", speed_epochs=30, speed_repeats=3, help_runs=10, smoke_runs=3,
             prepare_rows=((10_000, 10), (100_000, 5), (1_000_000, 3)),

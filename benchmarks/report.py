@@ -42,7 +42,9 @@ def render(res: dict) -> str:
                                ("Forecast quality (default configs, test split)", "quality",
                                 _quality),
                                ("Many tickers: serial, --jobs 2, Ray; per-ticker vs global model",
-                                "multi", _multi)):
+                                "multi", _multi),
+                               ("Backtest: 5 folds of configs/lstm.yaml beside one run",
+                                "backtest", _backtest)):
         out += [f"## {title}", ""]
         data = res.get(section)
         if data is None:
@@ -234,6 +236,31 @@ def _multi(m: dict) -> list[str]:
             "(`model.scope=global`, each ticker scaled on its own training split).", "",
             *table(["ticker", "per-ticker (serial)", "--jobs 2", "Ray", "global",
                     "global better"], qrows), "", verdict]
+
+
+def _backtest(b: dict) -> list[str]:
+    rows = []
+    for name, r in b["variants"].items():
+        note = f" (**ERROR** {r['error']})" if "error" in r else ""
+        p = r.get("pooled") or {}
+        rows.append([name, f"`{r.get('command', name)}`{note}", num(r.get("seconds"), ".1f"),
+                     num(r.get("max_rss_mib"), ".0f"),
+                     num(p.get("mase", r.get("mase")), ".4f"),
+                     num(p.get("dm_p_value"), ".3f"), num(r.get("sharpe_net"), ".2f")])
+    s = b["variants"].get("backtest serial", {})
+    how = ", ".join(b["overrides"]) or "as shipped"
+    return [f"`{b['config']}` on the bundled GOOG sample ({how}): one `stockrnn run` (one model, one test window) beside `stockrnn "
+            "backtest` (5 folds, refit always: 5 models), each a fresh `stockrnn -q ... --json` "
+            "process in an empty folder (TensorFlow import and fetch included). MASE is the "
+            "run's test MASE or the backtest's pooled MASE; DM p is the Diebold-Mariano p-value "
+            "against persistence; Sharpe is the sign strategy's, net of 5 bps costs.", "",
+            *table(["variant", "command", "wall s", "peak RSS MiB", "MASE", "DM p",
+                    "Sharpe net"], rows), "",
+            f"Backtest serial / one run: {num(b.get('serial_over_run'), '.2f')}x; --jobs 2 / "
+            f"serial: {num(b.get('jobs2_over_serial'), '.2f')}x. Verdict on the sample: the "
+            f"model is {s.get('verdict', NONE)} over {s.get('n', NONE)} points; MASE per fold "
+            + ", ".join(num(x, ".4f") for x in s.get("folds", [])) + "; buy-and-hold net "
+            f"Sharpe {num(s.get('hold_sharpe_net'), '.2f')}."]
 
 
 def _pct(v):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from stockrnn import runs
 from stockrnn.config import runs_dir as runs_root
@@ -10,8 +11,9 @@ from stockrnn.errors import RunError
 
 
 def collect(refs, runs_dir=None) -> list[dict]:
-    """Rows for the runs named by ``refs`` (run dirs, run names, or batch dirs: every run of
-    the batch), or for every complete run under the runs folder."""
+    """Rows for the runs named by ``refs`` (run dirs, run names, batch dirs: every run of the
+    batch, backtest dirs: every fold's model), or for every complete run under the runs
+    folder."""
     if refs:
         found = [run for r in refs for run in _expand(r, runs_dir)]
     else:
@@ -47,7 +49,13 @@ def _expand(ref: str, runs_dir) -> list[runs.RunDir]:
 
     if not batch.is_batch_dir(ref):
         return [runs.resolve(ref, runs_dir)]
-    rows = batch.read_summary(ref).get("tickers", [])
+    summary = batch.read_summary(ref)
+    if "folds" in summary or isinstance(summary.get("tickers"), dict):  # a backtest
+        per = summary["tickers"].values() if "tickers" in summary else [summary]
+        return [runs.RunDir(p) for p in sorted({str(p) for bt in per for p in
+                                                Path(bt["backtest_dir"]).glob("folds/*")
+                                                if (p / "meta.json").is_file()})]
+    rows = summary.get("tickers", [])
     found = [_locate(ref, r["run_dir"]) for r in rows
              if r.get("status") == "ok" and r.get("run_dir")]
     if not found:
@@ -58,8 +66,6 @@ def _expand(ref: str, runs_dir) -> list[runs.RunDir]:
 def _locate(batch_dir: str, run_dir: str) -> runs.RunDir:
     """A batch member's run dir as written (relative to where the batch ran), else found beside
     the batch: ``<runs>/<name>/batch-X`` -> ``<runs>/<name>-<TICKER>/<stamp>``."""
-    from pathlib import Path
-
     path = Path(run_dir)
     if not path.is_dir():
         path = Path(batch_dir).resolve().parent.parent.joinpath(*path.parts[-2:])

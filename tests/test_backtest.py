@@ -178,6 +178,8 @@ def test_each_folds_model_is_an_ordinary_run(ran, monkeypatch):
     assert res["model"]["mae"] == pytest.approx(fold["model"]["mae"], rel=1e-6)
     rows = json.loads(invoke("compare", fold["run_dir"], "--format", "json").stdout)
     assert rows[0]["mase"] == pytest.approx(fold["model"]["mase"], rel=1e-6)
+    board = json.loads(invoke("compare", s["backtest_dir"], "--format", "json").stdout)
+    assert sorted(r["run"] for r in board) == sorted(f["run_dir"] for f in s["folds"])
 
 
 def test_jobs_2_gives_the_serial_numbers(ran):

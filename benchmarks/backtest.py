@@ -1,0 +1,71 @@
+"""Backtest cost: wall time of ``stockrnn backtest --config configs/lstm.yaml`` (5 folds,
+refit always) serially and with ``--jobs 2``, against one ``stockrnn run`` of the same config,
+and the pooled verdict it reaches on the bundled sample.
+
+Each command is a fresh ``stockrnn -q ... --json`` process in an empty folder (the fetch of the
+sample and the TensorFlow import are included)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks import targets
+from benchmarks.commands import env, stockrnn_command
+from benchmarks.multi import summary_of
+from benchmarks.subprocesses import REPO, timed_command
+
+LSTM = REPO / "configs" / "lstm.yaml"
+VARIANTS = (("run", ["run"]), ("backtest serial", ["backtest"]),
+            ("backtest --jobs 2", ["backtest", "--jobs", "2"]))
+
+
+def variant(name: str, args: list[str], config: Path, extra: list[str]) -> dict:
+    cmd = [*stockrnn_command(), "-q", *args, "--config", str(config), "--json", *extra]
+    folder = Path(tempfile.mkdtemp(prefix="stockrnn-backtest-"))
+    try:
+        r = timed_command(cmd, folder, timeout=1800, env=env())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    out = {"command": " ".join(["stockrnn -q", *args, "--config",
+                                str(config.relative_to(REPO)), *extra]),
+           "rc": r.get("rc"), "seconds": r.get("seconds"), "max_rss_mib": r.get("max_rss_mib")}
+    try:
+        s = summary_of(r.get("stdout", ""))
+        if "pooled" in s:
+            p = s["pooled"]
+            out.update(pooled=p["model"], n=p["n"], verdict=p["verdict"],
+                       folds=[f["model"]["mase"] for f in s["folds"]],
+                       sharpe_net=s["trading"]["strategy"]["net"]["sharpe"],
+                       hold_sharpe_net=s["trading"]["buy_and_hold"]["net"]["sharpe"])
+        else:
+            out.update(mase=s["metrics"]["model"]["mase"])
+    except (StopIteration, ValueError, KeyError) as exc:
+        out["error"] = r.get("error") or f"no summary ({type(exc).__name__})"
+    if r.get("rc") != 0 and "error" not in out:
+        out["error"] = r.get("error") or f"exit {r.get('rc')}"
+    print(f"  [backtest] {name}: " + (f"{out['seconds']:.1f}s" if out.get("seconds") else
+                                      f"ERROR {out.get('error')}"), file=sys.stderr, flush=True)
+    return out
+
+
+def measure(mode) -> dict:
+    if not mode.backtest:
+        return {"skipped": f"not measured in --{mode.name} mode"}
+    extra = list(mode.backtest_overrides)
+    out: dict = {"config": str(LSTM.relative_to(REPO)), "overrides": extra, "variants": {},
+                 "checks": []}
+    for name, args in VARIANTS:
+        out["variants"][name] = variant(name, args, LSTM, extra)
+    v = out["variants"]
+    run_s, serial, jobs2 = (v[k].get("seconds") for k in ("run", "backtest serial",
+                                                          "backtest --jobs 2"))
+    out["serial_over_run"] = serial / run_s if serial and run_s else None
+    out["jobs2_over_serial"] = jobs2 / serial if serial and jobs2 else None
+    a, b = v["backtest serial"].get("pooled"), v["backtest --jobs 2"].get("pooled")
+    out["checks"].append(targets.check(
+        "backtest: --jobs 2 pooled MASE equals serial (abs difference)",
+        abs(a["mase"] - b["mase"]) if a and b else None, at_most=1e-9))
+    return out
