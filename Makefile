@@ -9,7 +9,7 @@ export KERAS_BACKEND := $(BACKEND)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint bench bench-full clean
+.PHONY: help demo test test-oldest lint bench bench-full clean
 
 ## help: list the targets
 help:
@@ -31,6 +31,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## test-oldest: the training, resume and dataset tests on the oldest allowed Keras/TensorFlow (.venv-oldest)
+test-oldest:
+	@test -x .venv-oldest/bin/python || $(PYTHON) -m venv .venv-oldest
+	.venv-oldest/bin/python -m pip install --quiet -e '.[dev]' 'keras==3.8.0' 'tensorflow==2.18.*'
+	.venv-oldest/bin/python -m pytest tests/test_train.py tests/test_dataset.py $(PYTEST_ARGS)
+
 ## lint: ruff check
 lint: $(STAMP)
 	$(BIN)/ruff check stockrnn tests benchmarks
@@ -50,5 +56,5 @@ docs: $(STAMP)
 
 ## clean: remove .venv, caches and generated data/runs in this folder
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info data runs
+	rm -rf $(VENV) .venv-oldest .pytest_cache .ruff_cache .hypothesis build dist *.egg-info data runs
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
