@@ -7,15 +7,12 @@ sample and the TensorFlow import are included)."""
 
 from __future__ import annotations
 
-import shutil
-import sys
-import tempfile
 from pathlib import Path
 
 from benchmarks import targets
-from benchmarks.commands import env, stockrnn_command
-from benchmarks.multi import summary_of
-from benchmarks.subprocesses import REPO, timed_command
+from benchmarks.commands import stockrnn_command
+from benchmarks.multi import json_command
+from benchmarks.subprocesses import REPO
 
 LSTM = REPO / "configs" / "lstm.yaml"
 VARIANTS = (("run", ["run"]), ("backtest serial", ["backtest"]),
@@ -24,31 +21,19 @@ VARIANTS = (("run", ["run"]), ("backtest serial", ["backtest"]),
 
 def variant(name: str, args: list[str], config: Path, extra: list[str]) -> dict:
     cmd = [*stockrnn_command(), "-q", *args, "--config", str(config), "--json", *extra]
-    folder = Path(tempfile.mkdtemp(prefix="stockrnn-backtest-"))
-    try:
-        r = timed_command(cmd, folder, timeout=1800, env=env())
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    out = {"command": " ".join(["stockrnn -q", *args, "--config",
-                                str(config.relative_to(REPO)), *extra]),
-           "rc": r.get("rc"), "seconds": r.get("seconds"), "max_rss_mib": r.get("max_rss_mib")}
-    try:
-        s = summary_of(r.get("stdout", ""))
-        if "pooled" in s:
-            p = s["pooled"]
-            out.update(pooled=p["model"], n=p["n"], verdict=p["verdict"],
-                       folds=[f["model"]["mase"] for f in s["folds"]],
-                       sharpe_net=s["trading"]["strategy"]["net"]["sharpe"],
-                       hold_sharpe_net=s["trading"]["buy_and_hold"]["net"]["sharpe"])
-        else:
-            out.update(mase=s["metrics"]["model"]["mase"])
-    except (StopIteration, ValueError, KeyError) as exc:
-        out["error"] = r.get("error") or f"no summary ({type(exc).__name__})"
-    if r.get("rc") != 0 and "error" not in out:
-        out["error"] = r.get("error") or f"exit {r.get('rc')}"
-    print(f"  [backtest] {name}: " + (f"{out['seconds']:.1f}s" if out.get("seconds") else
-                                      f"ERROR {out.get('error')}"), file=sys.stderr, flush=True)
-    return out
+    shown = " ".join(["stockrnn -q", *args, "--config", str(config.relative_to(REPO)), *extra])
+
+    def read(s: dict, out: dict) -> None:
+        if "pooled" not in s:  # stockrnn run
+            out["mase"] = s["metrics"]["model"]["mase"]
+            return
+        p = s["pooled"]
+        out.update(pooled=p["model"], n=p["n"], verdict=p["verdict"],
+                   folds=[f["model"]["mase"] for f in s["folds"]],
+                   sharpe_net=s["trading"]["strategy"]["net"]["sharpe"],
+                   hold_sharpe_net=s["trading"]["buy_and_hold"]["net"]["sharpe"])
+
+    return json_command("backtest", name, cmd, shown, read)
 
 
 def measure(mode) -> dict:

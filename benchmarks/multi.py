@@ -12,6 +12,7 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import targets
@@ -31,35 +32,44 @@ def summary_of(stdout: str) -> dict:
     return json.loads("\n".join(lines[start:]))
 
 
-def variant(name: str, extra: list[str], config: Path) -> dict:
-    if name == "ray" and importlib.util.find_spec("ray") is None:
-        out = {"skipped": "ray not installed (pip install 'stockrnn[ray]')"}
-        print(f"  [multi] {name}: skipped, ray not installed", file=sys.stderr, flush=True)
-        return out
-    cmd = [*stockrnn_command(), "-q", "run", "--config", str(config), "--json", *extra]
-    folder = Path(tempfile.mkdtemp(prefix="stockrnn-multi-"))
+def json_command(section: str, name: str, cmd: list[str], shown: str,
+                 read: Callable[[dict, dict], None]) -> dict:
+    """Time ``cmd`` (a ``stockrnn ... --json`` command) in a fresh empty folder; ``read``
+    copies what matters from its JSON summary into the result."""
+    folder = Path(tempfile.mkdtemp(prefix=f"stockrnn-{section}-"))
     try:
-        r = timed_command(cmd, folder, timeout=900, env=env())
+        r = timed_command(cmd, folder, timeout=1800, env=env())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    shown = " ".join(["stockrnn -q run --config", str(config.relative_to(REPO))
-                      if config.is_relative_to(REPO) else str(config), *extra])
     out = {"command": shown, "rc": r.get("rc"), "seconds": r.get("seconds"),
            "max_rss_mib": r.get("max_rss_mib")}
     try:
-        s = summary_of(r.get("stdout", ""))
+        read(summary_of(r.get("stdout", "")), out)
+    except (StopIteration, ValueError, KeyError) as exc:
+        out["error"] = r.get("error") or f"no summary ({type(exc).__name__})"
+    if r.get("rc") != 0 and "error" not in out:
+        out["error"] = r.get("error") or f"exit {r.get('rc')}"
+    print(f"  [{section}] {name}: " + (f"{out['seconds']:.1f}s" if out.get("seconds") else
+                                       f"ERROR {out.get('error')}"), file=sys.stderr, flush=True)
+    return out
+
+
+def variant(name: str, extra: list[str], config: Path) -> dict:
+    if name == "ray" and importlib.util.find_spec("ray") is None:
+        print(f"  [multi] {name}: skipped, ray not installed", file=sys.stderr, flush=True)
+        return {"skipped": "ray not installed (pip install 'stockrnn[ray]')"}
+    cmd = [*stockrnn_command(), "-q", "run", "--config", str(config), "--json", *extra]
+    shown = " ".join(["stockrnn -q run --config", str(config.relative_to(REPO))
+                      if config.is_relative_to(REPO) else str(config), *extra])
+
+    def read(s: dict, out: dict) -> None:
         out["tickers"] = {t["ticker"]: {k: t[k] for k in ("status", "mase", "error")}
                           for t in s["tickers"]}
         out["batch_seconds"] = s.get("seconds")
         if s.get("train_seconds") is not None:
             out["global_train_seconds"] = s["train_seconds"]
-    except (StopIteration, ValueError, KeyError) as exc:
-        out["error"] = r.get("error") or f"no summary ({type(exc).__name__})"
-    if r.get("rc") != 0 and "error" not in out:
-        out["error"] = r.get("error") or f"exit {r.get('rc')}"
-    print(f"  [multi] {name}: " + (f"{out['seconds']:.1f}s" if out.get("seconds") else
-                                   f"ERROR {out.get('error')}"), file=sys.stderr, flush=True)
-    return out
+
+    return json_command("multi", name, cmd, shown, read)
 
 
 def measure(mode) -> dict:
