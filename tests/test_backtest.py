@@ -219,6 +219,25 @@ def test_text_output_has_the_tables_and_the_verdict_and_ends_with_the_dir(work):
     assert "quality gate failed" in result.stderr
 
 
+def test_horizon_2_forecasts_each_step_from_each_origin(work):
+    result = invoke("backtest", *sets([*TINY, "data.ticker=AR2", "window.horizon=2",
+                                       "backtest.refit=never"]), "--folds", "2", "--json")
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.stdout)
+    pred = pd.read_csv(Path(s["backtest_dir"]) / "predictions.csv")
+    assert sorted(pred["step"].unique()) == [1, 2]
+    assert len(pred) == 2 * s["pooled"]["n"] and s["pooled"]["horizon"] == 2
+    one, two = pred[pred["step"] == 1], pred[pred["step"] == 2]
+    assert (one["origin"].to_numpy() == two["origin"].to_numpy()).all()
+    assert (one["date"].to_numpy() < two["date"].to_numpy()).all()
+    # within a fold, step 2 of one origin is step 1 of the next: the same actual price (an
+    # origin whose step 2 would fall in the next fold belongs to neither)
+    for k in (0, 1):
+        a, b = one[one["fold"] == k], two[two["fold"] == k]
+        np.testing.assert_allclose(b["actual"].to_numpy()[:-1], a["actual"].to_numpy()[1:])
+    assert s["pooled"]["model"]["dm_p_value"] is not None
+
+
 # --------------------------------------------------------------------------- no look-ahead
 
 
