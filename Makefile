@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stockrnn needs Python >= 3.11, found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,jax,tune]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,jax,tune,onnx,mlflow,tensorboard]'
 
 	@touch $(STAMP)
 
@@ -35,7 +35,7 @@ test: $(STAMP)
 test-oldest:
 	@test -x .venv-oldest/bin/python || $(PYTHON) -m venv .venv-oldest
 	.venv-oldest/bin/python -m pip install --quiet -e '.[dev]' 'keras==3.8.0' 'tensorflow==2.18.*'
-	.venv-oldest/bin/python -m pytest tests/test_train.py tests/test_dataset.py $(PYTEST_ARGS)
+	.venv-oldest/bin/python -m pytest tests/test_training.py tests/test_cli_train.py tests/test_dataset.py $(PYTEST_ARGS)
 
 ## lint: ruff check
 lint: $(STAMP)

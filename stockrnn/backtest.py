@@ -337,11 +337,15 @@ def backtest_ticker(cfg: Config, out: Path, opts: RunOptions) -> dict:
 
 def backtest(cfg: Config, opts: RunOptions = DEFAULT) -> dict:
     """Backtest the config (every ticker of a multi-ticker config) into a new
-    ``runs/<run_name>/backtest-<UTC timestamp>/``; returns the summary (also summary.json)."""
+    ``runs/<run_name>/backtest-<UTC timestamp>/``; returns the summary (also summary.json).
+    Logs it to MLflow when the config's tracking asks for it (a parent, a child per fold)."""
+    from stockrnn import tracking
+
+    tracking.require(cfg)
     with locking.hold(runs.lock_path(cfg.runs_dir, cfg.run_name), opts.wait):
         out = runs.stamped_dir(cfg.runs_dir / cfg.run_name, "backtest-")
         if not cfg.is_batch:
-            return backtest_ticker(cfg, out, opts)
+            return tracking.log_backtest(cfg, backtest_ticker(cfg, out, opts))
         started = time.perf_counter()
         atomic.write_text(out / "config.yaml", cfg.to_yaml())
         per = {t: backtest_ticker(cfg.for_ticker(t), out / "tickers" / tickers.run_part(t), opts)
@@ -349,7 +353,7 @@ def backtest(cfg: Config, opts: RunOptions = DEFAULT) -> dict:
         summary = {"backtest_dir": str(out), "config": cfg.run_name, "tickers": per,
                    "seconds": round(time.perf_counter() - started, 3)}
         atomic.write_json(out / "summary.json", summary)
-        return summary
+        return tracking.log_backtest(cfg, summary)
 
 
 def pooled_mases(summary: dict) -> dict[str, float]:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stockrnn import atomic, batchrow, jobs, locking, render, runs, tickers
+from stockrnn import atomic, batchrow, jobs, locking, render, runs, tickers, tracking
 from stockrnn.config import Config, validate_config
 from stockrnn.errors import PipelineError, StockRNNError
 from stockrnn.options import DEFAULT, RunOptions
@@ -59,7 +59,7 @@ def run_ticker(job: tuple[dict, str], opts: RunOptions) -> dict:
         if opts.threads:
             jobs.tf_threads(cfg.backend, opts.threads)
         summary = stages.run_all(cfg, opts.replace(progress="none"), on_stage=lambda st: log.info(
-            "%s %s", ticker, render.stage(st)))
+            "%s %s", ticker, render.stage(st)), track=False)  # the batch logs its tickers
         row = batchrow.ok(ticker, summary.run_dir, summary.result)
     except Exception as exc:  # one ticker's bug or bad data must not stop the batch
         cause = exc.cause if isinstance(exc, PipelineError) else exc
@@ -74,7 +74,9 @@ def run_ticker(job: tuple[dict, str], opts: RunOptions) -> dict:
 
 def run_batch(cfg: Config, opts: RunOptions = DEFAULT,
               on_ticker: Callable[[dict], None] = lambda row: None) -> dict:
-    """Run every ticker of ``cfg``; write and return the batch summary."""
+    """Run every ticker of ``cfg``; write and return the batch summary (and log it to MLflow
+    when the config's tracking asks for it: a parent run, a child per ticker)."""
+    tracking.require(cfg)
     scope = cfg.model.scope
     names = tickers.listed(cfg)
     job_opts = jobs.plan(opts, len(names))
@@ -116,7 +118,7 @@ def run_batch(cfg: Config, opts: RunOptions = DEFAULT,
                    "scope": scope, **extra,
                    "tickers": ordered, "ok": len(ordered) - len(failed), "failed": failed}
         write_summary(batch_dir, summary)
-    return summary
+    return tracking.log_batch(cfg, summary)
 
 
 def write_summary(batch_dir: Path, summary: dict) -> None:

@@ -169,6 +169,23 @@ def wait_option(f):
                         help="Seconds to wait for another run's lock before exiting 75.")(f)
 
 
+def mlflow_option(f):
+    """--mlflow [URI]: tracking.mlflow on (and tracking.mlflow_uri when a URI is given)."""
+    return click.option("--mlflow", "mlflow_uri", is_flag=False, flag_value="", default=None,
+                        metavar="[URI]",
+                        help="Log to MLflow (needs the mlflow extra; as tracking.mlflow: true): "
+                             "to URI, else $MLFLOW_TRACKING_URI, else the local store "
+                             "<runs_dir>/mlflow.db. See docs/tracking.md.")(f)
+
+
+def tracking_sets(mlflow_uri: str | None) -> list[str]:
+    """The --set overrides --mlflow [URI] stands for."""
+    if mlflow_uri is None:
+        return []
+    return ["tracking.mlflow=true", *([f"tracking.mlflow_uri={mlflow_uri}"] if mlflow_uri
+                                      else [])]
+
+
 def load(config_path, overrides):
     from stockrnn.config import load_config
 
@@ -202,14 +219,15 @@ def prepare(ctx, config_path, overrides, wait):
               help="Continue the newest interrupted run of this run name from its last epoch.")
 @wait_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@mlflow_option
 @click.pass_context
-def train(ctx, config_path, overrides, resume, wait, quiet):
+def train(ctx, config_path, overrides, resume, wait, quiet, mlflow_uri):
     """Train the configured model into runs/<run_name>/<UTC timestamp>/ and print that path
     (from the prepared dataset when it is current, else building it first)."""
     from stockrnn import runs, stages
     from stockrnn.options import RunOptions
 
-    cfg = load(config_path, overrides)
+    cfg = load(config_path, [*overrides, *tracking_sets(mlflow_uri)])
     run = stages.train(cfg, RunOptions(resume=resume, wait=wait,
                                        progress=progress_mode(quiet or ctx.obj.get("quiet"))))
     meta = run.meta()
@@ -270,6 +288,28 @@ def predict(run_ref, runs_dir, steps, as_of, fmt, output, allow_stale):
         click.echo(text, nl=False)
 
 
+@cli.command("export", context_settings=CONTEXT)
+@run_options
+@click.option("--format", "fmt", type=click.Choice(["savedmodel", "onnx", "keras"]),
+              required=True,
+              help="savedmodel: TensorFlow SavedModel (tf.saved_model.load); onnx: model.onnx "
+                   "for onnxruntime (needs the onnx extra); keras: model.keras (plain Keras).")
+@click.option("--output", type=click.Path(file_okay=False), default=None,
+              help="Folder to write [default: RUN/export/<format>]; it must not exist yet.")
+@click.option("--force", is_flag=True,
+              help="Replace --output when it holds an earlier export (atomically).")
+def export_cmd(run_ref, runs_dir, fmt, output, force):
+    """Export a run as one model from raw prices to forecast prices (SavedModel, ONNX, .keras).
+
+    The model takes the raw prices of the last look_back + 1 bars and returns the forecast
+    price of each horizon step, with the run's scaling and target transform inside the graph;
+    signature.json beside it holds the inputs, outputs, columns, transform, intervals and the
+    run it came from. Written atomically; prints the export folder."""
+    from stockrnn import export
+
+    click.echo(export.export(run_ref, fmt, output, force, runs_dir).path)
+
+
 @cli.command("run", context_settings=CONTEXT)
 @config_options
 @click.option("--max-mase", type=float, default=None, help="Exit 3 when test MASE is above this.")
@@ -292,11 +332,16 @@ def predict(run_ref, runs_dir, steps, as_of, fmt, output, allow_stale):
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="With --executor ray: the Ray cluster to use (e.g. ray://head:10001, auto) "
                    "[default: a local Ray started for the run].")
+@click.option("--report", "write_report", is_flag=True,
+              help="At the end, also write report.html (one self-contained HTML page, see "
+                   "`stockrnn report`) into the run directory; for a multi-ticker config into "
+                   "the batch directory and each ticker's run.")
 @wait_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@mlflow_option
 @click.pass_context
 def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, keep, as_json,
-            jobs, allow_failures, executor, ray_address, wait, quiet):
+            jobs, allow_failures, executor, ray_address, write_report, wait, quiet, mlflow_uri):
     """The whole pipeline: fetch -> prepare -> train -> evaluate (test) -> predict, one line
     per stage; the run directory is printed last. With a multi-ticker config (data.tickers or
     data.tickers_file): one run per ticker, a summary table, the batch directory printed last."""
@@ -309,13 +354,13 @@ def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, k
                       ray_address=ray_address, allow_failures=allow_failures,
                       progress=progress_mode(quiet or ctx.obj.get("quiet")))
     try:
-        cfg = load(config_path, overrides)
+        cfg = load(config_path, [*overrides, *tracking_sets(mlflow_uri)])
     except StockRNNError as exc:
         if as_json:
             click.echo(render.run_json(error=exc), nl=False)
         raise
     if cfg.is_batch:
-        return run_batch(cfg, opts, as_json)
+        return run_batch(cfg, opts, as_json, write_report)
     try:
         if executor != "local" or ray_address:
             raise ConfigError("--executor ray and --ray-address run the tickers of a "
@@ -332,6 +377,10 @@ def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, k
         if as_json:
             click.echo(render.run_json(error=exc), nl=False)
         raise
+    if write_report:
+        from stockrnn import report
+
+        log.info("report: %s", report.write_report(summary.run_dir))
     try:
         gates.check_mase(summary.result, max_mase)
     except StockRNNError as exc:
@@ -343,7 +392,7 @@ def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, k
     click.echo(render.run_json(summary) if as_json else summary.run_dir, nl=not as_json)
 
 
-def run_batch(cfg, opts, as_json: bool) -> None:
+def run_batch(cfg, opts, as_json: bool, write_report: bool = False) -> None:
     """`run` over a multi-ticker config: a line per finished ticker on stderr, the table and
     the batch directory on stdout; exit 1 when more than --allow-failures tickers failed, 3
     when a ticker that ran is above --max-mase."""
@@ -361,6 +410,10 @@ def run_batch(cfg, opts, as_json: bool) -> None:
                                        "error": str(exc), "tickers": []}), nl=False)
         raise
     error = gates.batch_outcome(summary, opts.allow_failures, opts.max_mase)
+    if write_report:
+        from stockrnn import report
+
+        log.info("report: %s", report.write_batch_reports(summary)[-1])
     if as_json:
         summary.update(status="ok" if error is None else "error",
                        exit_code=0 if error is None else error.exit_code,
@@ -401,9 +454,10 @@ def run_batch(cfg, opts, as_json: bool) -> None:
               help="Exit 3 when the pooled MASE is above this (after writing everything).")
 @wait_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@mlflow_option
 @click.pass_context
 def backtest(ctx, config_path, overrides, folds, refit, train_window, threshold, short, cost_bps,
-             jobs, executor, ray_address, as_json, max_mase, wait, quiet):
+             jobs, executor, ray_address, as_json, max_mase, wait, quiet, mlflow_uri):
     """Walk-forward evaluation: train on the rows before each of N consecutive test folds,
     forecast every point of the fold from real past data, and pool the results against the
     persistence, drift and moving-average baselines, with a Diebold-Mariano test against
@@ -415,7 +469,8 @@ def backtest(ctx, config_path, overrides, folds, refit, train_window, threshold,
 
     flags = {"folds": folds, "refit": refit, "window": train_window, "threshold": threshold,
              "short": short, "cost_bps": cost_bps}
-    sets = [*overrides, *(f"backtest.{k}={v}" for k, v in flags.items() if v is not None)]
+    sets = [*overrides, *(f"backtest.{k}={v}" for k, v in flags.items() if v is not None),
+            *tracking_sets(mlflow_uri)]
     cfg = load(config_path, sets)
     if quiet or ctx.obj.get("quiet"):
         logging.getLogger("stockrnn").setLevel(logging.WARNING)
@@ -435,13 +490,14 @@ def backtest(ctx, config_path, overrides, folds, refit, train_window, threshold,
               help="Number of trials [default: tune.trials in the config, 20].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @wait_option
-def tune(config_path, overrides, trials, as_json, wait):
+@mlflow_option
+def tune(config_path, overrides, trials, as_json, wait, mlflow_uri):
     """Search the config's tune: ranges with Optuna on validation loss only (the config as
     written is trial 0), retrain the best as <run_name>-tuned and evaluate it on test once.
     Writes trials.csv/json, best.yaml and summary.json; prints the tune directory last."""
     from stockrnn import render, tuning
 
-    cfg = load(config_path, overrides)
+    cfg = load(config_path, [*overrides, *tracking_sets(mlflow_uri)])
 
     def done(row):
         log.info("trial %d: val_loss %.5f (%s)", row["trial"], row["val_loss"],
@@ -467,6 +523,24 @@ def compare(run_refs, runs_dir, fmt):
     from stockrnn import leaderboard, render
 
     click.echo(render.leaderboard(leaderboard.collect(run_refs, runs_dir), fmt), nl=False)
+
+
+@cli.command("report", context_settings=CONTEXT)
+@click.argument("target", metavar="RUN|BATCH_DIR|BACKTEST_DIR")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the page to this file [default: report.html inside the directory].")
+@click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
+              help="Where a run name is looked up [default: $STOCKRNN_RUNS_DIR or ./runs].")
+def report_cmd(target, output, runs_dir):
+    """Write one self-contained HTML page to open in a browser (plots embedded, no network):
+    for a run (a run directory or run name) what was trained on what data, the test table
+    beside the baselines with a verdict, interval coverage, plots and the forecast (the run is
+    evaluated first when it has no test metrics); for a batch directory the leaderboard and a
+    section per ticker; for a backtest directory the folds, the pooled table, the
+    Diebold-Mariano verdict, trading and plots. Prints the page's path last."""
+    from stockrnn import report
+
+    click.echo(report.write_report(target, output, runs_dir))
 
 
 @cli.group("runs", context_settings=CONTEXT)

@@ -141,12 +141,21 @@ class TrainConfig(Section):
     backend: Literal["tensorflow", "jax"] | None = Field(None, description="Keras backend, tensorflow or jax (default: $KERAS_BACKEND, else tensorflow); picked before Keras is imported.")
     steps_per_execution: int = Field(64, gt=0, description="Batches per compiled step (speed only; the results are the same).")
     backup_every_s: float = Field(5.0, ge=0, description="At most one --resume backup per this many seconds (0: after every epoch); a kill loses at most this much training.")
+    tensorboard: bool = Field(False, description="Write Keras TensorBoard logs into <run dir>/tensorboard/ (needs the tensorboard package: pip install 'stockrnn[tensorboard]'; view with tensorboard --logdir).")
 
 
 class PathsConfig(Section):
     data_dir: str | None = Field(None, description="The data store folder (default: $STOCKRNN_DATA_DIR, else ./data).")
     runs_dir: str | None = Field(None, description="Where runs go (default: $STOCKRNN_RUNS_DIR, else ./runs).")
     run_name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]+$", description="Run name: runs go to <runs_dir>/<run_name>/ (default: the model type).")
+
+
+class TrackingConfig(Section):
+    """Experiment tracking with MLflow (an optional extra; see docs/tracking.md)."""
+
+    mlflow: bool = Field(False, description="Log every train, run, backtest and tune to MLflow (needs pip install 'stockrnn[mlflow]'; --mlflow turns it on too).")
+    mlflow_uri: str | None = Field(None, min_length=1, description="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the local store sqlite:///<runs_dir>/mlflow.db).")
+    experiment: str | None = Field(None, min_length=1, description="MLflow experiment name (default: the run name).")
 
 
 IntRange = tuple[int, int]
@@ -246,6 +255,7 @@ class Config(Section):
     paths: PathsConfig = Field(PathsConfig(), description="Where the store and the runs live, and the run name.")
     tune: TuneConfig = Field(TuneConfig(), description="stockrnn tune: the number of trials and the ranges searched.")
     backtest: BacktestConfig = Field(BacktestConfig(), description="stockrnn backtest: folds, refit policy, training window, trading evaluation.")
+    tracking: TrackingConfig = Field(TrackingConfig(), description="Experiment tracking: MLflow on or off, its tracking URI and experiment.")
 
     @model_validator(mode="after")
     def _cross_checks(self):
@@ -296,6 +306,13 @@ class Config(Section):
                  source=sources.get(ticker.upper(), d["source"]))
         raw["paths"]["run_name"] = f"{self.run_name}-{tickers.run_part(ticker)}"
         return validate_config(raw, f"<{ticker}>")
+
+    @property
+    def mlflow_uri(self) -> str:
+        """The MLflow tracking URI: tracking.mlflow_uri, else $MLFLOW_TRACKING_URI, else the
+        local store ``sqlite:///<runs_dir>/mlflow.db``."""
+        return (self.tracking.mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI")
+                or "sqlite:///" + (self.runs_dir / "mlflow.db").resolve().as_posix())
 
     @property
     def backend(self) -> str:

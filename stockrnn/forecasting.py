@@ -52,8 +52,9 @@ def run_dataset(run: RunDir, cfg: Config, transform: Transform) -> dataset.Datas
     return ds
 
 
-def load_run(run: RunDir) -> tuple[Config, Transform, object, list]:
-    """Config, transform, model and interval quantiles of a complete run."""
+def load_run(run: RunDir, backend: str | None = None) -> tuple[Config, Transform, object, list]:
+    """Config, transform, model and interval quantiles of a complete run, with Keras on
+    ``backend`` (default: the run's own; the .keras file loads on either)."""
     from stockrnn.config import load_config
     from stockrnn.training import load_model
 
@@ -61,8 +62,8 @@ def load_run(run: RunDir) -> tuple[Config, Transform, object, list]:
     meta = run.meta()
     if meta.get("scope") == "global" and meta.get("ticker") is None:
         members = ", ".join(f"{run.path}/tickers/{t}" for t in meta.get("tickers", []))
-        raise RunError(f"{run.path}: a global model over several tickers; evaluate or predict "
-                       f"one ticker's run inside it: {members}")
+        raise RunError(f"{run.path}: a global model over several tickers; use one ticker's "
+                       f"run inside it: {members}")
     cfg = load_config(run.config)
     try:
         transform = Transform.from_dict(json.loads(run.scaler.read_text()))
@@ -70,7 +71,7 @@ def load_run(run: RunDir) -> tuple[Config, Transform, object, list]:
         raise RunError(f"{run.scaler}: unreadable ({exc})") from None
     if not run.model.exists():
         raise RunError(f"{run.model}: missing")
-    use(cfg.backend)  # .keras files of built-in layers load on either backend
+    use(backend or cfg.backend)  # .keras files of built-in layers load on either backend
     try:
         model = load_model(run.model)
     except Exception as exc:  # keras raises many kinds on a damaged file

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stockrnn import atomic, dataset, locking, render, runs, tickers
+from stockrnn import atomic, dataset, locking, render, runs, tickers, tracking
 from stockrnn.config import Config
 from stockrnn.data.sources import make_source
 from stockrnn.data.store import Store, UpdateResult
@@ -153,15 +153,18 @@ def prepare(cfg: Config, wait: float = 0.0) -> Prepared:
 
 
 def train(cfg: Config, opts: RunOptions = DEFAULT, *, lock: bool = True,
-          prepared: dataset.Dataset | None = None) -> runs.RunDir:
+          prepared: dataset.Dataset | None = None, track: bool = True) -> runs.RunDir:
     """Train into a new run directory (or finish an interrupted one with ``opts.resume``).
 
     The windows come from ``prepared``, else from the prepared dataset when it is current,
     else they are built (and saved) from the stored prices. Holds the run name's lock unless
-    ``lock`` is False (the caller holds it already)."""
+    ``lock`` is False (the caller holds it already). Logs the run to MLflow when the config's
+    tracking asks for it, unless ``track`` is False (the caller logs it)."""
     from stockrnn.backend import use
 
     cfg.require_single("train")
+    if track:
+        tracking.require(cfg)
     use(cfg.backend)
     hold = locking.hold(runs.lock_path(cfg.runs_dir, cfg.run_name), opts.wait) if lock \
         else contextlib.nullcontext()
@@ -182,7 +185,9 @@ def train(cfg: Config, opts: RunOptions = DEFAULT, *, lock: bool = True,
             runs.mark_running(run)
         fit_run(run, cfg, ds, opts)
         runs.set_latest(run)
-        return run
+    if track:
+        tracking.log_run(cfg, run)
+    return run
 
 
 def start_run(run: runs.RunDir, cfg: Config, ds: dataset.Dataset, **meta) -> None:
@@ -227,7 +232,7 @@ def _resumable(cfg: Config) -> runs.RunDir | None:
         log.info("nothing to resume for %s: starting a new run", cfg.run_name)
         return None
     run = candidates[-1]
-    if not run.config.exists() or run.config.read_text() != cfg.to_yaml():
+    if not run.config.exists() or not tracking.same_config(run.config.read_text(), cfg):
         raise RunError(f"{run.path}: was started with a different config; resume it with the "
                        "same config, or remove it with `stockrnn runs prune`")
     if not run.series.exists():
@@ -278,12 +283,16 @@ def predict(run_ref: str, steps: int | None = None, as_of: dt.date | None = None
 
 
 def run_all(cfg: Config, opts: RunOptions = DEFAULT,
-            on_stage: Callable[[Stage], None] = lambda stage: None) -> RunSummary:
+            on_stage: Callable[[Stage], None] = lambda stage: None, *,
+            track: bool = True) -> RunSummary:
     """fetch -> prepare -> train -> evaluate (test) -> predict under the run name's lock, then
-    prune old runs (``opts.keep``, never when the ``opts.max_mase`` gate will fail).
+    prune old runs (``opts.keep``, never when the ``opts.max_mase`` gate will fail), then log
+    the run to MLflow when the config's tracking asks for it (unless ``track`` is False).
 
     Returns the summary; a failing stage raises PipelineError with the stages that finished."""
     cfg.require_single("run")
+    if track:
+        tracking.require(cfg)
     stages: list[Stage] = []
     run_dir: str | None = None
 
@@ -303,7 +312,7 @@ def run_all(cfg: Config, opts: RunOptions = DEFAULT,
                   f"-> {prep.path}" + (" (up to date)" if prep.reused else ""))
 
             t = time.perf_counter()
-            run = train(cfg, opts, lock=False, prepared=prep.dataset)
+            run = train(cfg, opts, lock=False, prepared=prep.dataset, track=False)
             run_dir = str(run.path)
             meta = run.meta()
             stage("train", t, f"{meta['model_type']}: {meta['epochs_run']} epochs, "
@@ -329,6 +338,8 @@ def run_all(cfg: Config, opts: RunOptions = DEFAULT,
                       f"(keep {opts.keep})")
     except Exception as exc:
         raise PipelineError(exc, stages, run_dir) from exc
+    if track:
+        tracking.log_run(cfg, runs.RunDir(run_dir))
     return RunSummary(config=cfg.run_name, stages=stages, run_dir=run_dir,
                       metrics={"split": "test", "n": result["n"], "model": m, "persistence": p},
                       forecast=render.forecast_rows(fc), result=result)

@@ -205,6 +205,10 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
     ]
     if progress == "lines":
         callbacks.append(epoch_logger(train_cfg.epochs))
+    if train_cfg.tensorboard:  # <run dir>/tensorboard/
+        from stockrnn import tracking
+
+        callbacks.append(tracking.tensorboard_callback(run))
     started = time.perf_counter()
     data = batches(tr.x, tr.y, va.x, va.y, train_cfg.batch_size, train_cfg.seed)
     # Keras draws its progress bar on stdout; stdout carries results only (the run path)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stockrnn import atomic, dataset, locking, render, runs, stages
+from stockrnn import atomic, dataset, locking, render, runs, stages, tracking
 from stockrnn.config import Config, validate_config
 from stockrnn.errors import ConfigError
 from stockrnn.options import RunOptions
@@ -72,6 +72,7 @@ def tune(cfg: Config, trials: int | None = None, wait: float = 0.0,
     from stockrnn.backend import use
 
     cfg.require_single("tune")
+    tracking.require(cfg)
     space = cfg.tune.space
     if not space:
         raise ConfigError("tune: no search space; give ranges such as tune.look_back: [10, 60], "
@@ -114,7 +115,7 @@ def tune(cfg: Config, trials: int | None = None, wait: float = 0.0,
 
     log.info("best trial %d (val_loss %.5f); retraining it as %s and evaluating on test",
              best["trial"], best["val_loss"], best_cfg.run_name)
-    run = stages.train(best_cfg, RunOptions(wait=wait, progress="none"))
+    run = stages.train(best_cfg, RunOptions(wait=wait, progress="none"), track=False)
     _, result = stages.evaluate(str(run.path), "test")
     summary = {"tune_dir": str(out), "trials": len(rows), "space": {k: list(v) for k, v in
                                                                     space.items()},
@@ -124,7 +125,7 @@ def tune(cfg: Config, trials: int | None = None, wait: float = 0.0,
                         "directional_accuracy": result["model"]["directional_accuracy"],
                         "persistence_mae": result["baselines"]["persistence"]["mae"]}}
     atomic.write_json(out / "summary.json", summary)
-    return summary
+    return tracking.log_tune(cfg, summary)  # a parent run, a child per trial and the best
 
 
 def _write_trials(out: Path, rows: list[dict]) -> None:

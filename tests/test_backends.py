@@ -1,4 +1,17 @@
-"""The JAX backend: the smoke pipeline trains on it, and runs load across backends."""
+"""The JAX backend: the config key picks it, the smoke pipeline trains on it, runs load across
+backends with the same numbers, and an interrupted JAX training backs up and resumes on JAX.
+
+A process holds one Keras backend (this test process: TensorFlow), so all the JAX work runs in
+one child process (``DRIVER``), started with KERAS_BACKEND=tensorflow:
+
+1. ``run --json`` of the smoke config with ``--set train.backend=jax``: the config key must win
+   over the environment (Keras is imported with JAX, and the environment says jax from then on);
+2. ``train`` of the smoke config (which names no backend: JAX now) interrupted by Ctrl-C at the
+   third epoch, then ``train --resume``;
+3. ``predict`` from that run, on JAX.
+
+The tests then read what it did, and predict from the same run here, on TensorFlow (a run whose
+config pins JAX would refuse to load in a TensorFlow process)."""
 
 from __future__ import annotations
 
@@ -10,54 +23,32 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import SMOKE, invoke
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                                 reason="jax not installed (pip install 'stockrnn[jax]')")
 
-
-def stockrnn(args, cwd, backend):
-    env = {**os.environ, "KERAS_BACKEND": backend, "STOCKRNN_DATA_DIR": str(cwd / "data"),
-           "STOCKRNN_RUNS_DIR": str(cwd / "runs")}
-    return subprocess.run([sys.executable, "-m", "stockrnn", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-def test_smoke_pipeline_on_jax_and_predict_on_tensorflow(tmp_path):
-    cfg = str(REPO / "configs" / "smoke.yaml")
-    trained = stockrnn(["run", "-c", cfg, "--set", "paths.run_name=jaxrun", "--json"],
-                       tmp_path, "jax")
-    assert trained.returncode == 0, trained.stderr
-    summary = json.loads(trained.stdout)
-    run_dir = Path(summary["run_dir"])
-    meta = json.loads((run_dir / "meta.json").read_text())
-    assert meta["backend"] == "jax" and "jax" in meta["versions"]
-    assert summary["metrics"]["model"]["mase"] > 0
-
-    # the same .keras file predicts on the other backend, with the same numbers
-    jax_fc = stockrnn(["predict", "--run", str(run_dir), "--format", "json"], tmp_path, "jax")
-    tf_fc = stockrnn(["predict", "--run", str(run_dir), "--format", "json"], tmp_path,
-                     "tensorflow")
-    assert jax_fc.returncode == 0 and tf_fc.returncode == 0, tf_fc.stderr
-    a = json.loads(jax_fc.stdout)["forecast"][0]["forecast"]
-    b = json.loads(tf_fc.stdout)["forecast"][0]["forecast"]
-    assert a == pytest.approx(b, rel=1e-5)
-
-
-def test_config_backend_key_selects_jax(tmp_path):
-    cfg = str(REPO / "configs" / "smoke.yaml")
-    out = stockrnn(["train", "-c", cfg, "--set", "train.backend=jax", "--set", "train.epochs=1"],
-                   tmp_path, "tensorflow")
-    assert out.returncode == 0, out.stderr
-    run_dir = Path(out.stdout.strip().splitlines()[-1])
-    assert json.loads((run_dir / "meta.json").read_text())["backend"] == "jax"
-
-
-INTERRUPT_AT_EPOCH_2 = """
-import sys
+DRIVER = """
+import json, os, pathlib, sys
+from click.testing import CliRunner
 from stockrnn import training
 from stockrnn.backend import use
-from stockrnn.cli import main
+from stockrnn.cli import cli
+
+smoke = sys.argv[1]
+out = {}
+
+def call(name, *args):
+    r = CliRunner().invoke(cli, list(args))
+    out[name] = {"code": r.exit_code, "stdout": r.stdout, "stderr": r.stderr,
+                 "env": os.environ.get("KERAS_BACKEND")}
+
+call("run", "run", "-c", smoke, "--set", "train.backend=jax", "--set", "paths.run_name=jaxrun",
+     "--json")
+
+resume = ["train", "-c", smoke, "--set", "train.epochs=4",
+          "--set", "train.early_stopping.patience=50"]
+logger = training.epoch_logger
 
 def interrupted(total):
     class Interrupt(use().callbacks.Callback):
@@ -67,27 +58,76 @@ def interrupted(total):
     return Interrupt()
 
 training.epoch_logger = interrupted
-sys.argv = ["stockrnn", *sys.argv[1:]]
-main()
+call("interrupted", *resume)
+[run] = [p for p in (pathlib.Path(os.environ["STOCKRNN_RUNS_DIR"]) / "smoke").iterdir()
+         if p.is_dir()]
+out["backup"] = json.loads((run / "backup" / "training_metadata.json").read_text())
+training.epoch_logger = logger
+call("resumed", *resume, "--resume")
+call("predict", "predict", "--run", str(run), "--format", "json")
+print(json.dumps(out))
 """
 
 
-def test_interrupted_jax_training_backs_up_and_resumes_on_jax(tmp_path):
+@pytest.fixture(scope="module")
+def jax(tmp_path_factory) -> dict:
+    cwd = tmp_path_factory.mktemp("jax")
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "STOCKRNN_DATA_DIR": str(cwd / "data"),
+           "STOCKRNN_RUNS_DIR": str(cwd / "runs")}
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(SMOKE)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["runs"], out["data"] = cwd / "runs", cwd / "data"
+    return out
+
+
+def meta_of(run_dir) -> dict:
+    return json.loads((Path(run_dir) / "meta.json").read_text())
+
+
+def test_config_backend_key_selects_jax(jax):
+    assert jax["run"]["code"] == 0, jax["run"]["stderr"]
+    assert jax["run"]["env"] == "jax"  # the process started with KERAS_BACKEND=tensorflow
+    meta = meta_of(json.loads(jax["run"]["stdout"])["run_dir"])
+    assert meta["backend"] == "jax" and "jax" in meta["versions"]
+    assert "tensorflow" not in meta["versions"]  # recorded from the backend that trained it
+
+
+def test_smoke_pipeline_on_jax_and_predict_on_tensorflow(jax):
+    assert jax["run"]["code"] == 0, jax["run"]["stderr"]
+    summary = json.loads(jax["run"]["stdout"])
+    assert summary["status"] == "ok"
+    assert [s["name"] for s in summary["stages"]] == ["fetch", "prepare", "train", "evaluate",
+                                                     "predict"]
+    assert summary["metrics"]["model"]["mase"] > 0
+    assert len(summary["forecast"]["rows"]) == 1
+
+    # a .keras file trained on JAX predicts on the other backend (this process) with the same
+    # numbers as on JAX
+    assert jax["predict"]["code"] == 0, jax["predict"]["stderr"]
+    on_jax = json.loads(jax["predict"]["stdout"])
+    [run] = [p for p in (jax["runs"] / "smoke").iterdir() if p.is_dir()]
+    assert meta_of(run)["backend"] == "jax"
+    fc = json.loads(invoke("predict", "--run", run, "--format", "json",
+                           env={"STOCKRNN_DATA_DIR": str(jax["data"])}).stdout)
+    assert fc["as_of"] == on_jax["as_of"]
+    assert fc["forecast"][0]["forecast"] == pytest.approx(on_jax["forecast"][0]["forecast"],
+                                                          rel=1e-5)
+
+
+def test_interrupted_jax_training_backs_up_and_resumes_on_jax(jax):
     """Ctrl-C on JAX writes the last finished epoch's backup (the throttled backup had written
     none yet) and --resume finishes the run on JAX."""
-    args = ["train", "-c", str(REPO / "configs" / "smoke.yaml"), "--set", "train.epochs=4",
-            "--set", "train.early_stopping.patience=50"]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "STOCKRNN_DATA_DIR": str(tmp_path / "data"),
-           "STOCKRNN_RUNS_DIR": str(tmp_path / "runs")}
-    out = subprocess.run([sys.executable, "-c", INTERRUPT_AT_EPOCH_2, *args], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 130, out.stderr
-    [run] = [p for p in (tmp_path / "runs" / "smoke").iterdir() if p.is_dir()]
-    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 2
-
-    resumed = stockrnn([*args, "--resume"], tmp_path, "jax")
-    assert resumed.returncode == 0, resumed.stderr
-    assert Path(resumed.stdout.strip().splitlines()[-1]) == run
-    meta = json.loads((run / "meta.json").read_text())
+    first = jax["interrupted"]
+    assert first["code"] == 130 and "Error: interrupted" in first["stderr"], first["stderr"]
+    assert jax["backup"]["epoch"] == 2
+    resumed = jax["resumed"]
+    assert resumed["code"] == 0, resumed["stderr"]
+    [run] = [p for p in (jax["runs"] / "smoke").iterdir() if p.is_dir()]
+    assert Path(resumed["stdout"].strip().splitlines()[-1]) == run
+    assert "epoch 3/4" in resumed["stderr"] and "epoch 1/4" not in resumed["stderr"]
+    meta = meta_of(run)
     assert meta["status"] == "complete" and meta["epochs_run"] == 4 and meta["backend"] == "jax"
+    assert "jax" in meta["versions"]
     assert (run / "history.csv").read_text().count("\n") == 5  # header + 4 epochs, no repeats

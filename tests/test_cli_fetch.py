@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import subprocess
@@ -11,14 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import MULTI, REPO, error_line, invoke
 
 import stockrnn
 from stockrnn import locking
-from stockrnn.cli import cli
 from stockrnn.data.sources import SAMPLE_DIR
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def sample_facts() -> tuple[int, str, str]:
@@ -29,22 +25,8 @@ def sample_facts() -> tuple[int, str, str]:
 ROWS, FIRST, LAST = sample_facts()
 
 
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """The cli's setup_logging reconfigures the 'stockrnn' logger; undo it for other tests."""
-    names = ("stockrnn", "yfinance")
-    saved = {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).level,
-                 logging.getLogger(n).propagate) for n in names}
-    yield
-    for n, (handlers, level, propagate) in saved.items():
-        lg = logging.getLogger(n)
-        lg.handlers[:] = handlers
-        lg.setLevel(level)
-        lg.propagate = propagate
-
-
 def run(*args: str, env: dict | None = None):
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return invoke(*args, code=None, env=env)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -237,6 +219,44 @@ def test_version():
     result = run("--version")
     assert result.exit_code == 0
     assert result.stdout == f"stockrnn, version {stockrnn.__version__}\n"
+
+
+def test_fetch_over_a_config(work):
+    result = invoke("fetch", "-c", MULTI, "--set", f"paths.data_dir={work / 'd'}")
+    lines = result.stdout.strip().splitlines()
+    assert [ln.split()[0] for ln in lines] == ["GOOG", "RW1", "RW2", "AR1"]
+    assert (work / "d" / "AR1_1d.csv").is_file() and (work / "d" / "GOOG_1d.csv").is_file()
+    result = invoke("fetch", "-c", MULTI, "--set", f"paths.data_dir={work / 'd'}",
+                    "--set", "data.tickers=[RW1, NOPE]", code=1)
+    assert "up to date" in result.stdout and "NOPE" in result.stderr
+    invoke("fetch", "GOOG", "-c", MULTI, code=2)  # TICKER arguments or --config
+    invoke("fetch", code=2)
+
+
+# --------------------------------------------------------------------------- messages (exit 1)
+
+
+def test_unknown_ticker_in_sample(work):
+    msg = error_line(invoke("fetch", "NOPE", "--source", "sample", code=1))
+    assert msg == "the bundled sample has no 'NOPE'; it has: GOOG"
+    assert list((work / "data").glob("*.csv")) == []
+
+
+def test_csv_without_close_column(work):
+    path = work / "prices.csv"
+    path.write_text("Date,Open,Volume\n2020-01-01,1,2\n2020-01-02,1,2\n")
+    msg = error_line(invoke("fetch", "X", "--csv", path, code=1))
+    assert msg.startswith(f"{path}: no close-price column") and "--column" in msg, msg
+    assert "columns: Date, Open, Volume" in msg
+
+
+def test_csv_with_text_in_price_column(work):
+    path = work / "prices.csv"
+    path.write_text("Date,Close\n2020-01-01,10.5\n2020-01-02,11\n\n2020-01-03,n/a?\n")
+    msg = error_line(invoke("fetch", "X", "--csv", path, code=1))
+    assert msg == f"{path}: line 5: cannot parse number 'n/a?' in column 'Close'"
+    assert list((work / "data").glob("*.csv")) == []
+
 
 
 # --------------------------------------------------------------------------- real processes

@@ -1,17 +1,23 @@
 """Config: defaults, the shipped configs, every class of bad input (ConfigError, exit 2, naming the
-key), ``--set`` overrides reaching the model, and the ``config validate/show`` commands."""
+key), ``--set`` overrides reaching the model, and hypothesis fuzzing of the loader (every failure
+is a ConfigError with a message). The ``config`` commands and bad configs given to ``run`` are in
+test_cli_config.py."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
+import string
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers_train import CONFIG_FILES, SMOKE, cli_run, explain
+from helpers import CONFIG_FILES, FUZZ, MULTI, SMOKE
+from hypothesis import example, given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from stockrnn import tickers
 from stockrnn.config import Config, apply_overrides, load_config
 from stockrnn.errors import ConfigError
 
@@ -278,82 +284,111 @@ def test_dataset_hash_tracks_only_dataset_keys():
                  ["split.train=0.6", "split.val=0.25"], ["data.features=[Close, Open]"]):
         assert load_config(SMOKE, over).dataset_hash() != base, over
 
-# --------------------------------------------------------------------------- CLI
+
+# --------------------------------------------------------------------------- multi-ticker configs
 
 
-LINE = re.compile(r"^(?:Error: )?(?P<file>[^:]+): (?P<key>[A-Za-z_][\w.]*|\(top level\)): (?P<msg>.+)$")
+def test_per_ticker_source_and_bundled_multi_config():
+    cfg = load_config(MULTI)
+    assert tickers.listed(cfg) == ["GOOG", "RW1", "RW2", "AR1"]
+    assert cfg.for_ticker("GOOG").data.source == "sample"
+    assert cfg.for_ticker("RW1").data.source == "synthetic"
+    assert cfg.for_ticker("RW1").run_name == "multi-RW1"
 
 
-def test_cli_validate_ok():
-    result = cli_run("config", "validate", SMOKE)
-    assert result.exit_code == 0, explain(result)
-    assert result.stdout == f"{SMOKE}: ok\n"
+# --------------------------------------------------------------------------- fuzzing
+
+FIELDS = sorted({name for model in [Config, *[f.annotation for f in Config.model_fields.values()]]
+                 for name in model.model_fields} | {"patience", "min_delta"})
+WORD = st.text(string.ascii_lowercase + "_", min_size=1, max_size=10)
+# keys: field names or words
+KEY = st.one_of(st.sampled_from(FIELDS), WORD,
+                st.sampled_from(["1", "null", "true", "-", "~", "2020-01-01", "? [a]"]))
+SCALAR = st.one_of(
+    st.sampled_from(["", "~", "null", "true", "no", "1", "-3", "0.5", "1e400", ".nan", "-.inf",
+                     "2020-01-01", "[]", "{}", "[1, 2", "{a: 1", "'", '"', "|", ">",
+                     "&a 1", "*a", "*zz", "!!python/name:os.system", "!!binary AAA", "!!set {a}",
+                     "@", "`", "%YAML", "[10, 20]", "{type: gru}", "lstm",
+                     "sample", "yahoo", "csv", "- 1", "0x1F", "0o17", "1_000", "9" * 40,
+                     "2020-02-30", "2020-13-45", "!!int abc", "!!bool maybe", "!!timestamp x",
+                     "&r [*r]"]),
+    WORD, st.integers(), st.floats().map(repr))
 
 
-def test_cli_validate_every_shipped_config():
-    for path in CONFIG_FILES:
-        result = cli_run("config", "validate", path)
-        assert result.exit_code == 0, explain(result)
+@st.composite
+def yamlish(draw) -> str:
+    lines = []
+    for _ in range(draw(st.integers(1, 8))):
+        indent = "  " * draw(st.integers(0, 2))
+        sep = draw(st.sampled_from([": ", ":", " : ", ": ", "\t: ", "= "]))
+        lines.append(f"{indent}{draw(KEY)}{sep}{draw(SCALAR)}")
+    return "\n".join(lines) + draw(st.sampled_from(["", "\n", "\n---\n", "\n...\n"]))
 
 
-def test_cli_validate_error_lines(tmp_path):
-    path = write(tmp_path, "window:\n  look_bak: 5\n  horizon: 0\nmodel:\n  type: gru\n")
-    result = cli_run("config", "validate", path)
-    assert result.exit_code == 2, explain(result)
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 2
-    assert lines[0].startswith("Error: ")
-    parsed = [LINE.match(line) for line in lines]
-    assert all(parsed), lines
-    assert {m["file"] for m in parsed} == {str(path)}
-    by_key = {m["key"]: m["msg"] for m in parsed}
-    assert by_key["window.look_bak"] == "unknown key (did you mean look_back?)"
-    assert by_key["window.horizon"].startswith("Input should be greater than 0")
+VALUE = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12),
+              st.dates().map(str)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(KEY, inner, max_size=4)),
+    max_leaves=12)
+CONFIG_DICT = st.dictionaries(
+    st.one_of(st.sampled_from(list(Config.model_fields)), WORD),
+    st.one_of(st.dictionaries(KEY, VALUE, max_size=5), VALUE), max_size=5)
 
 
-def test_cli_validate_with_set_and_errors():
-    result = cli_run("config", "validate", SMOKE, "--set", "window.look_bak=5")
-    assert result.exit_code == 2
-    assert result.stderr == f"Error: {SMOKE}: window.look_bak: unknown key (did you mean look_back?)\n"
-    result = cli_run("config", "validate", SMOKE, "--set", "model.type=conv1d",
-                     "--set", "window.look_back=3")
-    assert result.exit_code == 2
-    m = LINE.match(result.stderr.strip())
-    assert m and m["key"] == "model.kernel_size", result.stderr
+def load_config_bytes(blob: bytes) -> None:
+    """load_config on a file holding ``blob``: a Config, or a ConfigError with a message."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fuzz.yaml"
+        path.write_bytes(blob)
+        try:
+            cfg = load_config(path)
+        except ConfigError as exc:
+            assert str(exc).strip(), "empty message"
+            assert all(line.startswith(str(path)) for line in str(exc).splitlines()), str(exc)
+        else:
+            assert isinstance(cfg, Config)
 
 
-def test_cli_validate_missing_and_broken_files(tmp_path):
-    result = cli_run("config", "validate", tmp_path / "nope.yaml")
-    assert result.exit_code == 2
-    assert result.stderr == f"Error: {tmp_path / 'nope.yaml'}: no such config file\n"
-    path = write(tmp_path, "a: [1\nb: 2\n")
-    result = cli_run("config", "validate", path)
-    assert result.exit_code == 2
-    assert re.match(rf"Error: {re.escape(str(path))}: line \d+: YAML syntax error: ", result.stderr)
+@FUZZ
+@given(text=st.one_of(yamlish(), st.text(max_size=200)))
+@example(text="window: [1, 2]\n")
+@example(text="- a\n- b\n")
+@example(text="data:\n  source: sample\n  start: 2020-01-01\n  end: 2019-01-01\n")
+def test_fuzz_load_config_text(text):
+    load_config_bytes(text.encode("utf-8", "surrogatepass"))
 
 
-def test_cli_show_resolves_defaults_and_overrides():
-    result = cli_run("config", "show", SMOKE, "--set", "model.units=[16,8]")
-    assert result.exit_code == 0, explain(result)
-    shown = yaml.safe_load(result.stdout)
-    assert shown["model"]["units"] == [16, 8]
-    assert shown["window"]["look_back"] == 10          # from smoke.yaml
-    assert shown["window"]["horizon"] == 1             # a default filled in
-    assert shown["train"]["early_stopping"]["patience"] == 10
-    assert set(shown) == set(Config.model_fields)
-    # what show prints is a complete config that loads back to the same thing
-    assert Config.model_validate(shown) == load_config(SMOKE, ["model.units=[16,8]"])
+@FUZZ
+@given(blob=st.binary(max_size=300))
+@example(blob=b"\xff\xfe\x00w\x00i")
+@example(blob=b"window:\x00 1")
+def test_fuzz_load_config_bytes(blob):
+    load_config_bytes(blob)
 
 
-def test_cli_show_without_file_prints_defaults():
-    result = cli_run("config", "show")
-    assert result.exit_code == 0, explain(result)
-    assert Config.model_validate(yaml.safe_load(result.stdout)) == Config()
+@FUZZ
+@given(raw=CONFIG_DICT)
+@example(raw={"window": {"look_back": 10 ** 30}})
+@example(raw={"model": {"units": [0, -1]}})
+@example(raw={"paths": {"run_name": "../x"}})
+@example(raw={"model": {"type": "conv1d", "kernel_size": 50}})
+def test_fuzz_load_config_dicts(raw):
+    load_config_bytes(yaml.safe_dump(raw).encode())
 
 
-def test_cli_show_bad_override_exits_2():
-    result = cli_run("config", "show", "--set", "window.look_back=-1")
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    assert result.stderr.startswith("Error: <defaults>: window.look_back: ")
+@FUZZ
+@given(overrides=st.lists(st.one_of(
+    st.builds(lambda k, v: f"{k}={v}",
+              st.lists(KEY, min_size=1, max_size=3).map(".".join), SCALAR),
+    st.text(max_size=20)), max_size=4))
+def test_fuzz_set_overrides(overrides):
+    try:
+        load_config(SMOKE, overrides)
+    except ConfigError as exc:
+        assert str(exc).strip()
+
+
+def test_fuzz_target_accepts_a_good_config():
+    """The fuzzed loader accepts good input (so the fuzzing tells good from bad)."""
+    assert load_config(SMOKE).window.look_back == 10

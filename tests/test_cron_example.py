@@ -4,7 +4,9 @@ mkdir -p logs, the venv's stockrnn, `>> logs/summary.txt`) in an empty folder st
 
 Only Yahoo is faked: a stand-in ``yfinance`` package first on PYTHONPATH whose
 ``Ticker(...).history(...)`` returns the bundled GOOG sample shaped as yfinance returns it
-(tz-aware index, OHLCV columns). The systemd unit's ExecStart must run the same arguments.
+(tz-aware index, OHLCV columns), from FIRST_BAR on: Yahoo's history of a ticker is whatever it
+is, and a shorter one keeps the documented GRU config's training short. The systemd unit's
+ExecStart must run the same arguments.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import textwrap
 from helpers_docs import OPERATIONS, STOCKRNN, localize
 
 FAKE_YFINANCE = textwrap.dedent('''
-    """Stand-in for yfinance in the cron test: every ticker is the bundled GOOG sample."""
+    """Stand-in for yfinance in the cron test: every ticker is the bundled GOOG sample since
+    FIRST_BAR."""
     import pandas as pd
 
     from stockrnn.data.sources import SAMPLE_DIR
 
     CALLS = []
+    FIRST_BAR = "2010-06-01"
 
 
     def set_tz_cache_location(path):
@@ -38,6 +42,7 @@ FAKE_YFINANCE = textwrap.dedent('''
         def history(self, start=None, end=None, period=None, interval="1d", **kwargs):
             df = pd.read_csv(SAMPLE_DIR / "GOOG.csv", index_col=0, parse_dates=True)
             df.index = df.index.tz_localize("America/New_York").rename("Date")
+            df = df[df.index.date >= pd.Timestamp(FIRST_BAR).date()]
             if start is not None:
                 df = df[df.index.date >= pd.Timestamp(start).date()]
             if end is not None:  # exclusive, as in yfinance

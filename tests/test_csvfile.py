@@ -6,12 +6,15 @@ import csv
 import datetime as dt
 import math
 import re
+import string
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from helpers import FUZZ
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stockrnn.data.csvfile import read_price_csv
@@ -450,3 +453,66 @@ def test_mixed_day_and_month_first_dates_are_refused(tmp_path):
     path.write_text("Date,Close\n14/05/2021,10\n05/15/2021,11\n")
     with pytest.raises(DataError, match="mixes day-first"):
         read_price_csv(path)
+
+
+# --------------------------------------------------------------------------- fuzzing the reader
+
+
+def read_csv_bytes(blob: bytes) -> None:
+    """read_price_csv on a file holding ``blob``: a price frame, or a StockRNNError."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fuzz.csv"
+        path.write_bytes(blob)
+        try:
+            frame = read_price_csv(path)
+        except StockRNNError as exc:
+            assert str(exc).strip(), "empty message"
+            assert str(path) in str(exc), str(exc)
+        else:
+            assert "Close" in frame.columns
+            assert isinstance(frame.index, pd.DatetimeIndex)
+            assert frame.index.is_monotonic_increasing
+
+
+CSV_HEADER = st.lists(st.sampled_from(
+    ["Date", "date", "Close", "close", "Adj Close", "Open", "High", "Low", "Volume", "Name",
+     "price", "closed_price", "", "Unnamed: 0", "x", "Close "]), min_size=1, max_size=6)
+CSV_CELL = st.one_of(
+    st.sampled_from(["2020-01-02", "2021/5/6", "06/05/2021", "2020-01-02 09:30:00-05:00",
+                     "2020-01-02T14:30:00Z", "1.5", '"29,331.37"', "$12", "-", "", "nan", "1e999",
+                     "-0", "0", "abc", "GOOG", "2020-02-30", "99999-01-01", '"', "'", "1,2"]),
+    st.text(string.printable, max_size=8), st.floats().map(str))
+
+
+@st.composite
+def csvish(draw) -> bytes:
+    header = draw(CSV_HEADER)
+    sep = draw(st.sampled_from([",", ";", "\t", ", "]))
+    rows = [sep.join(header)]
+    for _ in range(draw(st.integers(0, 6))):
+        n = draw(st.integers(max(0, len(header) - 1), len(header) + 1))
+        rows.append(sep.join(draw(CSV_CELL) for _ in range(n)))
+    end = draw(st.sampled_from(["\n", "\r\n", "\n\n"]))
+    return end.join(rows).encode("utf-8", "surrogatepass") + end.encode()
+
+
+@FUZZ
+@given(blob=st.one_of(st.binary(max_size=400), csvish()))
+@example(blob=b"")
+@example(blob=b"\n\n")
+@example(blob=b"Date,Close\n")
+@example(blob=b"Date,Close\n2020-01-02,1\n2020-01-02,2\n")
+@example(blob=b"Date,Close\n2020-01-02,1e999\n")
+@example(blob=b"Date,Close,Close\n2020-01-02,1,2\n")
+@example(blob=b'Date,Close\n"2020-01-02,1\n')
+@example(blob=b"\xef\xbb\xbfDate,Close\n2020-01-02,1\n")
+@example(blob=b"Date,Close\n2020-01-02 09:30-05:00,1\n2020-06-02 09:30-04:00,2\n")
+def test_fuzz_read_price_csv(blob):
+    read_csv_bytes(blob)
+
+
+def test_fuzz_target_accepts_a_good_file(tmp_path):
+    """The fuzzed reader accepts good input (so the fuzzing tells good from bad)."""
+    path = tmp_path / "ok.csv"
+    path.write_bytes(b"Date,Close\n2020-01-02,10\n2020-01-03,11\n")
+    assert read_price_csv(path)["Close"].tolist() == [10.0, 11.0]

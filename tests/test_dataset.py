@@ -5,12 +5,11 @@ it is missing, stale, corrupt or from another config."""
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_train import cli_run, explain, stdout_lines
+from helpers import explain, invoke, stdout_lines
 
 from stockrnn import dataset
 from stockrnn.config import load_config
@@ -18,22 +17,6 @@ from stockrnn.data.store import Store
 
 SETS = ["data.source=synthetic", "data.ticker=RW3", "window.look_back=5", "model.units=[4]",
         "train.epochs=1", "paths.run_name=art"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    lg = logging.getLogger("stockrnn")
-    saved = lg.handlers[:], lg.level, lg.propagate
-    yield
-    lg.handlers[:], lg.level, lg.propagate = saved
-
-
-@pytest.fixture
-def work(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("STOCKRNN_DATA_DIR", raising=False)
-    monkeypatch.delenv("STOCKRNN_RUNS_DIR", raising=False)
-    return tmp_path
 
 
 @pytest.fixture
@@ -51,7 +34,7 @@ def builds(monkeypatch) -> list:
 
 
 def cli(*args):
-    return cli_run(*args, *[a for s in SETS for a in ("--set", s)])
+    return invoke(*args, *[a for s in SETS for a in ("--set", s)], code=None)
 
 
 def cfg():

@@ -1,6 +1,11 @@
-"""Honesty: no model family beats persistence on a pure random walk (look-ahead would show up
-as MASE < 1), an LSTM does learn a real signal (AR(1) log returns) about as well as the oracle,
-and the conformal intervals cover what they claim."""
+"""Honesty: every model family LEARNS a real signal (AR(1) log returns) about as well as the
+oracle that knows the process, no model beats persistence on a pure random walk (look-ahead
+would show up as MASE well under 1), training that never beats the untrained model keeps it,
+scalers are fitted on the training rows only, and the conformal intervals cover what they claim.
+
+Why the AR(1) test matters: the output layer starts at zero, so an untrained model IS the
+persistence forecast (MASE 1.0). A test that only checks "MASE is about 1" passes even when
+training silently does nothing; these fail unless each family gets close to the oracle."""
 
 from __future__ import annotations
 
@@ -8,10 +13,10 @@ import json
 
 import numpy as np
 import pytest
-from helpers_eval import (
+from helpers import (
     ar1_returns,
     evaluate_json,
-    isolate,
+    meta,
     prices_from_returns,
     random_walk,
     series,
@@ -19,112 +24,71 @@ from helpers_eval import (
     train_csv,
 )
 
-LOOK_BACK = 10
 FAMILIES = {
     "lstm": {"model.units": [8]},
     "gru": {"model.units": [8]},
     "simple_rnn": {"model.units": [8]},
     "conv1d": {"model.filters": 8, "model.kernel_size": 3},
 }
-PHI = 0.7
+
+# AR(1) log returns with a strong signal: the oracle P_t * exp(phi * r_t) has MASE about 0.8.
+# Measured (series seeds 1-5, training seeds 42 and 7): every family's test MASE is within
+# 0.97-1.03 of the oracle's with these settings.
+PHI, AR_ROWS, AR_SEED, AR_LOOK_BACK = 0.6, 1500, 3, 5
+AR_TRAIN = {"window.look_back": AR_LOOK_BACK, "train.epochs": 10, "train.learning_rate": 0.01}
 
 
-@pytest.fixture(autouse=True)
-def _cwd(tmp_path, monkeypatch):
-    """Nothing a test writes lands in the repository."""
-    isolate(monkeypatch, tmp_path)
+def settings(family: str, **extra) -> dict:
+    return {"model.type": family, **FAMILIES[family], **extra}
 
 
-def tiny(family: str, epochs: int, **extra) -> dict:
-    return {"model.type": family, "window.look_back": LOOK_BACK, "train.epochs": epochs,
-            **FAMILIES[family], **extra}
-
-
-# --------------------------------------------------------------------------- starting point
-
-
-def test_training_that_never_beats_the_untrained_model_keeps_it(walk, tmp_path):
-    """The output layer starts at zero, so the untrained model is the persistence forecast; when
-    no epoch beats it on validation (here: a learning rate that makes training diverge), the
-    run keeps it, says so, and scores exactly like persistence."""
-    run = train_csv(tmp_path, walk, run_name="diverges",
-                    **tiny("lstm", epochs=3, **{"train.learning_rate": 50.0}))
-    meta = json.loads((run / "meta.json").read_text())
-    assert meta["best_epoch"] == 0 and meta["best_val_loss"] == meta["start_val_loss"]
-    m = evaluate_json(run)
-    assert m["model"]["mae"] == pytest.approx(m["baselines"]["persistence"]["mae"], rel=1e-9)
-    assert m["model"]["mase"] == pytest.approx(1.0, abs=1e-9)
-
-
-def test_an_epoch_that_beats_the_start_is_kept(tmp_path):
-    """On AR(1) returns training does beat the start: best_epoch >= 1, val_loss below it."""
-    prices = prices_from_returns(ar1_returns(1500, PHI, seed=5))
-    run = train_csv(tmp_path, prices, run_name="learns",
-                    **tiny("lstm", epochs=4, **{"train.learning_rate": 0.01}))
-    meta = json.loads((run / "meta.json").read_text())
-    assert meta["best_epoch"] >= 1 and meta["best_val_loss"] < meta["start_val_loss"]
-
-
-# --------------------------------------------------------------------------- random walk
+# --------------------------------------------------------------------------- AR(1): they learn
 
 
 @pytest.fixture(scope="module")
-def walk():
-    return random_walk(1500, seed=11, sigma=0.01)
+def ar_prices():
+    return prices_from_returns(ar1_returns(AR_ROWS, PHI, seed=AR_SEED, sigma=0.01))
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
-def test_no_family_beats_persistence_on_a_random_walk(family, walk, tmp_path):
-    run = train_csv(tmp_path, walk, run_name=family, **tiny(family, epochs=15, **{"train.learning_rate": 0.01}))
-    m = evaluate_json(run)
-    mase = m["model"]["mase"]
-    print(f"random walk, {family}: test MASE {mase:.4f} on {m['n']} points")
-    assert m["n"] == len(split_anchors(1500, LOOK_BACK)["test"])
-    assert m["baselines"]["persistence"]["mase"] == 1.0
-    assert mase >= 0.97, f"{family} beats persistence on a random walk (MASE {mase:.4f}): look-ahead?"
-    # the baselines, which cannot cheat, do not beat persistence either
-    assert m["baselines"]["moving_average"]["mase"] > 1.0
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def ar_run(request, ar_prices, tmp_path_factory):
+    family = request.param
+    run = train_csv(tmp_path_factory.mktemp(f"ar1-{family}"), ar_prices, run_name=family,
+                    **settings(family, **AR_TRAIN))
+    return family, run, evaluate_json(run)
 
 
-# --------------------------------------------------------------------------- AR(1) oracle
-
-
-@pytest.fixture(scope="module")
-def ar_run(tmp_path_factory):
-    returns = ar1_returns(2000, PHI, seed=3, sigma=0.01)
-    prices = prices_from_returns(returns)
-    run = train_csv(tmp_path_factory.mktemp("ar1"), prices, run_name="ar1",
-                    **tiny("lstm", epochs=30, **{"train.learning_rate": 0.005}))
-    return run, evaluate_json(run)
-
-
-def oracle_mase(run, phi: float) -> float:
-    """MASE of the true conditional mean P_t * exp(phi * r_t) on the run's test points."""
+def oracle_mase(run, phi: float, look_back: int) -> float:
+    """MASE of the true conditional mean P_t * exp(phi * r_t) on exactly the run's test points."""
     p = series(run).to_numpy(dtype=float)
-    a = split_anchors(len(p), LOOK_BACK)["test"]
+    a = split_anchors(len(p), look_back)["test"]
     actual, last = p[a + 1], p[a]
     r_t = np.log(p[a] / p[a - 1])
     oracle = last * np.exp(phi * r_t)
     return float(np.mean(np.abs(actual - oracle)) / np.mean(np.abs(actual - last)))
 
 
-def test_lstm_learns_ar1_close_to_the_oracle(ar_run):
-    run, m = ar_run
-    model = m["model"]["mase"]
-    oracle = oracle_mase(run, PHI)
-    print(f"AR(1) phi={PHI}: LSTM test MASE {model:.4f}, oracle {oracle:.4f}, "
-          f"ratio {model / oracle:.3f}, direction {m['model']['directional_accuracy']:.3f}")
-    assert oracle < 0.8  # the signal is real: sqrt(1 - phi^2) ~ 0.71 in theory
-    assert model < 0.9
-    assert model <= oracle * 1.10
-    assert model >= oracle * 0.9  # it cannot do much better than the truth without look-ahead
+def test_every_family_learns_ar1_about_as_well_as_the_oracle(ar_run):
+    family, run, m = ar_run
+    facts = meta(run)
+    model, oracle = m["model"]["mase"], oracle_mase(run, PHI, AR_LOOK_BACK)
+    print(f"AR(1) phi={PHI}, {family}: test MASE {model:.4f}, oracle {oracle:.4f}, ratio "
+          f"{model / oracle:.4f}, best epoch {facts['best_epoch']}, direction "
+          f"{m['model']['directional_accuracy']:.3f}")
+    assert m["n"] == len(split_anchors(AR_ROWS, AR_LOOK_BACK)["test"])  # the oracle's points
+    assert oracle < 0.9  # the signal is real: about sqrt(1 - phi^2) = 0.8 in theory
+    # training did something: an epoch beat the untrained model (persistence) on validation
+    assert facts["best_epoch"] >= 1 and facts["best_val_loss"] < facts["start_val_loss"]
+    # and what it learned is the signal: within a few percent of the truth, from either side
+    # (much better than the truth is impossible without look-ahead)
+    assert oracle * 0.95 <= model <= oracle * 1.05, f"{family}: MASE {model:.4f}, oracle {oracle:.4f}"
     # a real signal shows in the direction too, significantly
     assert m["model"]["directional_accuracy"] > 0.6
     assert m["model"]["direction_p_value"] < 0.01
 
 
 def test_scalers_are_fitted_on_the_training_rows_only(ar_run):
-    run, _ = ar_run
+    _, run, _ = ar_run
     p = series(run).to_numpy(dtype=float)
     train_end = int(round(len(p) * 0.70))
     r_train = np.diff(np.log(p[:train_end]))
@@ -136,22 +100,52 @@ def test_scalers_are_fitted_on_the_training_rows_only(ar_run):
     assert sc["scaler"]["offset"][0] != pytest.approx(r_all.mean(), rel=1e-6)
 
 
-# --------------------------------------------------------------------------- interval coverage
-
-
 def check_coverage(m: dict, tol: float) -> None:
     for level in ("0.8", "0.95"):
         cov = m["intervals"][level]["coverage"]
         assert abs(cov - float(level)) <= tol, f"{level} interval covers {cov:.3f}"
 
 
-def test_intervals_cover_nominal_on_a_long_random_walk(tmp_path):
-    prices = random_walk(5000, seed=21, sigma=0.012)
-    run = train_csv(tmp_path, prices, run_name="cov",
-                    **tiny("lstm", epochs=2, **{"model.units": [4],
-                                                "split.train": 0.5, "split.val": 0.25,
-                                                "split.test": 0.25, "train.batch_size": 128}))
-    m = evaluate_json(run)
+def test_intervals_cover_nominal_on_ar1(ar_run):
+    family, _, m = ar_run
+    print(f"AR(1) coverage, {family}:",
+          {k: round(v["coverage"], 4) for k, v in m["intervals"].items()})
+    check_coverage(m, 0.06)
+
+
+# --------------------------------------------------------------------------- random walk
+
+
+RW_ROWS, RW_LOOK_BACK = 3000, 10
+RW_SPLIT = {"split.train": 0.5, "split.val": 0.25, "split.test": 0.25}
+
+
+@pytest.fixture(scope="module")
+def walk_run(tmp_path_factory):
+    """An LSTM trained for real (10 epochs) on a 3,000-day random walk, half of it for training
+    and a quarter each for validation (the conformal fit) and test (750 points)."""
+    prices = random_walk(RW_ROWS, seed=21, sigma=0.012)
+    run = train_csv(tmp_path_factory.mktemp("walk"), prices, run_name="walk",
+                    **settings("lstm", **{"window.look_back": RW_LOOK_BACK, "train.epochs": 10,
+                                          "train.learning_rate": 0.01, **RW_SPLIT}))
+    return run, evaluate_json(run)
+
+
+def test_no_model_beats_persistence_on_a_random_walk(walk_run):
+    """A look-ahead anywhere in the pipeline (split, scaler, windows, evaluation) would show up
+    here as a MASE well under 1."""
+    _, m = walk_run
+    mase = m["model"]["mase"]
+    print(f"random walk, lstm: test MASE {mase:.4f} on {m['n']} points")
+    assert m["n"] == len(split_anchors(RW_ROWS, RW_LOOK_BACK, train=0.5, val=0.25)["test"])
+    assert m["baselines"]["persistence"]["mase"] == 1.0
+    assert mase >= 0.97, f"the model beats persistence on a random walk (MASE {mase:.4f}): look-ahead?"
+    # the baselines, which cannot cheat, do not beat persistence either
+    assert m["baselines"]["moving_average"]["mase"] > 1.0
+
+
+def test_intervals_cover_nominal_on_a_long_random_walk(walk_run):
+    run, m = walk_run
     print("random walk coverage:", {k: round(v["coverage"], 4) for k, v in m["intervals"].items()},
           f"on {m['n']} points")
     check_coverage(m, 0.06)
@@ -161,7 +155,15 @@ def test_intervals_cover_nominal_on_a_long_random_walk(tmp_path):
         assert v["intervals"][level]["coverage"] >= float(level) - 0.005
 
 
-def test_intervals_cover_nominal_on_ar1(ar_run):
-    _, m = ar_run
-    print("AR(1) coverage:", {k: round(v["coverage"], 4) for k, v in m["intervals"].items()})
-    check_coverage(m, 0.06)
+def test_training_that_never_beats_the_untrained_model_keeps_it(work):
+    """The output layer starts at zero, so the untrained model is the persistence forecast; when
+    no epoch beats it on validation (here: a learning rate that makes training diverge), the
+    run keeps it, says so, and scores exactly like persistence."""
+    run = train_csv(work, random_walk(600, seed=11, sigma=0.01), run_name="diverges",
+                    **settings("lstm", **{"window.look_back": 10, "train.epochs": 3,
+                                          "train.learning_rate": 50.0}))
+    facts = meta(run)
+    assert facts["best_epoch"] == 0 and facts["best_val_loss"] == facts["start_val_loss"]
+    m = evaluate_json(run)
+    assert m["model"]["mae"] == pytest.approx(m["baselines"]["persistence"]["mae"], rel=1e-9)
+    assert m["model"]["mase"] == pytest.approx(1.0, abs=1e-9)

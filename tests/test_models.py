@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers_train import config
+from helpers import config
 
 from stockrnn.config import ModelConfig
 from stockrnn.errors import ConfigError

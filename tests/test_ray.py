@@ -13,17 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers_eval import invoke, isolate, sets
+from helpers import invoke, sets
 
 TINY = {"window.look_back": 10, "model.units": [4], "train.epochs": 2, "train.batch_size": 128,
         "data.source": "synthetic", "paths.run_name": "b", "data.tickers": ["RW1", "AR2"]}
 RAY_OPT_IN = os.environ.get("STOCKRNN_TEST_RAY") == "1"
 HAVE_RAY = importlib.util.find_spec("ray") is not None
-
-
-@pytest.fixture(autouse=True)
-def _cwd(tmp_path, monkeypatch):
-    isolate(monkeypatch, tmp_path)
 
 
 def test_executor_ray_without_ray_exits_2(monkeypatch, tmp_path):

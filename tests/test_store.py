@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from stockrnn import atomic, locking
 from stockrnn.data.frames import validate
 from stockrnn.data.sources import CsvSource, SampleSource, YahooSource
 from stockrnn.data.store import Store
-from stockrnn.errors import DataError, FetchError, LockError, StockRNNError
+from stockrnn.errors import DataError, FetchError
 
 REPO = Path(__file__).resolve().parents[1]
 NY = "America/New_York"
@@ -369,168 +363,6 @@ def test_store_write_validates_before_writing(tmp_path):
     with pytest.raises(DataError, match="High < Low"):
         store.write("GOOG", "1d", frame(High=[2, 1], Low=[1, 1.5], Close=[1.5, 1.2]), "test")
     assert snapshot(tmp_path) == before
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-
-def test_atomic_write_helpers(tmp_path):
-    target = tmp_path / "sub" / "f.json"
-    atomic.write_json(target, {"a": 1, "when": dt.date(2020, 1, 2)})
-    assert json.loads(target.read_text()) == {"a": 1, "when": "2020-01-02"}
-    atomic.write_text(target, "héllo")
-    assert target.read_text(encoding="utf-8") == "héllo"
-    atomic.write_bytes(target, b"\x00\x01")
-    assert target.read_bytes() == b"\x00\x01"
-    atomic.write_with(target, lambda tmp: tmp.write_text("via writer"))
-    assert target.read_text() == "via writer"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["f.json"]
-
-
-def test_atomic_write_with_failing_writer_keeps_old_file(tmp_path):
-    target = tmp_path / "GOOG_1d.csv"
-    target.write_text("old content\n")
-
-    def writer(tmp: Path) -> None:
-        tmp.write_text("half of the new")
-        raise RuntimeError("writer crashed")
-
-    with pytest.raises(RuntimeError, match="writer crashed"):
-        atomic.write_with(target, writer)
-    assert target.read_text() == "old content\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["GOOG_1d.csv"]
-
-
-@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
-def test_atomic_write_disk_full_is_stockrnn_error(tmp_path, code):
-    target = tmp_path / "GOOG_1d.json"
-    target.write_text('{"old": true}\n')
-
-    def writer(tmp: Path) -> None:
-        with open(tmp, "w") as fh:
-            fh.write("{\"new\": ")
-        raise OSError(code, os.strerror(code))
-
-    with pytest.raises(StockRNNError) as err:
-        atomic.write_with(target, writer)
-    assert str(target) in str(err.value) and os.strerror(code) in str(err.value)
-    assert isinstance(err.value.__cause__, OSError)
-    assert target.read_text() == '{"old": true}\n'
-    assert [p.name for p in tmp_path.iterdir()] == ["GOOG_1d.json"]
-
-
-def test_atomic_write_other_os_error_propagates(tmp_path):
-    target = tmp_path / "f.txt"
-    target.write_text("old")
-
-    def writer(tmp: Path) -> None:
-        raise OSError(errno.EIO, "I/O error")
-
-    with pytest.raises(OSError) as err:
-        atomic.write_with(target, writer)
-    assert not isinstance(err.value, StockRNNError) and err.value.errno == errno.EIO
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
-
-
-def test_atomic_write_file_mode(tmp_path):
-    old_umask = os.umask(0o022)
-    try:
-        new = tmp_path / "new.csv"
-        atomic.write_text(new, "x")
-        assert new.stat().st_mode & 0o777 == 0o644  # like open(): 0o666 minus the umask
-        kept = tmp_path / "kept.csv"
-        kept.write_text("old")
-        kept.chmod(0o640)
-        atomic.write_text(kept, "new")
-        assert kept.stat().st_mode & 0o777 == 0o640  # rewriting keeps the file's mode
-    finally:
-        os.umask(old_umask)
-
-
-# --------------------------------------------------------------------------- locks and processes
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-HOLDER = """
-import sys, time
-from stockrnn import locking
-with locking.hold(sys.argv[1]):
-    print("locked", flush=True)
-    time.sleep(60)
-"""
-
-
-@pytest.fixture
-def lock_holder(tmp_path):
-    """Start another process that holds ``tmp_path/data/.stockrnn.lock``; yield (proc, path)."""
-    lock = tmp_path / "data" / ".stockrnn.lock"
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock)], stdout=subprocess.PIPE,
-                            text=True, env=child_env(), cwd=REPO)
-    try:
-        assert proc.stdout.readline().strip() == "locked"
-        yield proc, lock
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-
-
-def test_lock_held_by_another_process(lock_holder):
-    proc, lock = lock_holder
-    with pytest.raises(LockError) as err:
-        with locking.hold(lock, wait=0):
-            pytest.fail("got a lock another process holds")
-    assert err.value.exit_code == 75
-    assert f"pid {proc.pid}" in str(err.value) and str(lock) in str(err.value)
-
-    t0 = time.monotonic()
-    with pytest.raises(LockError):
-        with locking.hold(lock, wait=0.5):
-            pass
-    assert time.monotonic() - t0 >= 0.45
-
-    store = Store(lock.parent)
-    with pytest.raises(LockError):
-        store.update(SampleSource(), "GOOG")
-    assert not store.exists("GOOG")
-
-    proc.kill()  # the OS drops the lock of a killed process: no stale lock
-    proc.wait(timeout=10)
-    with locking.hold(lock, wait=5):
-        info = json.loads(lock.with_name(lock.name + ".info").read_text())
-        assert info["pid"] == os.getpid()
-    assert not lock.with_name(lock.name + ".info").exists()
-
-
-def test_concurrent_cli_fetches_leave_a_valid_store(tmp_path):
-    data = tmp_path / "data"
-    cmd = [sys.executable, "-m", "stockrnn", "fetch", "GOOG", "--source", "sample",
-           "--data-dir", str(data), "--full", "--wait", "30"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=child_env(), cwd=tmp_path) for _ in range(4)]
-    store = Store(data)
-    seen = 0
-    while any(p.poll() is None for p in procs):  # readers never see a half-written file
-        if store.exists("GOOG"):
-            assert len(pd.read_csv(store.path("GOOG"))) == 2148
-            seen += 1
-        time.sleep(0.01)
-    outs = [p.communicate(timeout=60) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err
-        assert out.startswith("GOOG 1d: ") and " 2148 rows 2004-08-19..2013-03-01 " in out
-    df = store.read("GOOG")
-    pd.testing.assert_frame_equal(df, sample_frame(), check_index_type=False)
-    assert store.meta("GOOG")["rows"] == 2148
-    names = {p.name for p in data.iterdir()} - {".stockrnn.lock"}
-    assert names == {"GOOG_1d.csv", "GOOG_1d.json"}  # no temp or .info files left
 
 
 # --------------------------------------------------------------------------- network vs no data

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers_train import config, price_frame, sample_frame
+from helpers import config, price_frame, sample_frame
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from stockrnn import dataset

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from helpers_train import config, price_frame
+from helpers import config, price_frame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -209,7 +209,7 @@ def test_too_short_series_names_the_rows_needed(transform):
 
 def test_sample_is_long_enough_for_the_shipped_window():
     cfg = config("window.look_back=30")
-    from helpers_train import sample_frame
+    from helpers import sample_frame
 
     ds = dataset.build(sample_frame(), cfg)
     assert len(ds.frame) == 2148

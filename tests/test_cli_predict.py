@@ -1,4 +1,5 @@
-"""`stockrnn predict`: business-day dates, recursive steps, formats, --output, --as-of, stale data."""
+"""`stockrnn predict` on the session's horizon-2 run: business-day dates, recursive steps,
+formats, --output, --as-of, stale data."""
 
 from __future__ import annotations
 
@@ -10,26 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers_eval import copy_run, invoke, is_png, isolate, random_walk, train_csv
+from helpers import HORIZON, HORIZON_LAST_DAY, HORIZON_LOOK_BACK, copy_run, invoke, is_png
 
-LAST_DAY = "2024-03-08"   # a Friday
-HORIZON = 2
-LOOK_BACK = 10
+LAST_DAY = HORIZON_LAST_DAY
+LOOK_BACK = HORIZON_LOOK_BACK
 COLUMNS = ["date", "forecast", "lower_80", "upper_80", "lower_95", "upper_95"]
 
 
-@pytest.fixture(autouse=True)
-def _cwd(tmp_path, monkeypatch):
-    """Nothing a test writes lands in the repository."""
-    isolate(monkeypatch, tmp_path)
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    prices = random_walk(600, seed=5, sigma=0.015)
-    dates = pd.bdate_range(end=LAST_DAY, periods=len(prices))
-    return train_csv(tmp_path_factory.mktemp("predict"), prices, ticker="SYN", run_name="pred",
-                     dates=dates, **{"window.horizon": HORIZON, "window.look_back": LOOK_BACK})
+def run(horizon_run, tmp_path_factory):
+    """This module's copy of the session's horizon-2 run on a random walk whose last bar is
+    Friday LAST_DAY (predict writes its forecast files into it)."""
+    return copy_run(horizon_run, tmp_path_factory.mktemp("predict") / "run")
 
 
 def predict_json(run, *extra, code=0) -> dict:

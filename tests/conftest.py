@@ -1,0 +1,86 @@
+"""Fixtures shared by the whole suite.
+
+* every test runs in its own empty working directory, with no ``STOCKRNN_DATA_DIR`` /
+  ``STOCKRNN_RUNS_DIR`` from the environment, so nothing it writes lands in the repository
+  (``work`` is that directory);
+* the loggers the CLI reconfigures are restored after every test;
+* a few things are built once per session and shared read-only (tests that change them take a
+  copy): the bundled sample in a store, a small trained run (``smoke_run``) and a horizon-2 run
+  on a dated random walk (``horizon_run``). They are trained with the library, not the CLI, so
+  building them never touches the loggers or the working directory of the test that needs
+  them first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import (
+    HORIZON,
+    HORIZON_LAST_DAY,
+    HORIZON_LOOK_BACK,
+    SHORT,
+    SMOKE,
+    random_walk,
+    saved_logging,
+    seed_store,
+    write_close_csv,
+)
+
+
+@pytest.fixture(autouse=True)
+def work(tmp_path, monkeypatch) -> Path:
+    """The test's working directory: empty, private, outside the repository."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STOCKRNN_DATA_DIR", raising=False)
+    monkeypatch.delenv("STOCKRNN_RUNS_DIR", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The CLI's setup_logging reconfigures the 'stockrnn' and 'yfinance' loggers."""
+    with saved_logging():
+        yield
+
+
+def _train(base: Path, *overrides: str, config: Path | None = SMOKE) -> Path:
+    """A complete run trained in-process (library calls: no CLI, no logging set-up)."""
+    from stockrnn import stages
+    from stockrnn.config import load_config
+    from stockrnn.options import RunOptions
+
+    cfg = load_config(config, [f"paths.data_dir={base / 'data'}",
+                               f"paths.runs_dir={base / 'runs'}", *overrides])
+    run = stages.train(cfg, RunOptions(progress="none"))
+    return run.path
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory) -> Path:
+    """A data dir holding the bundled GOOG sample (read-only: copy it to change it)."""
+    return seed_store(tmp_path_factory.mktemp("sample") / "data")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, sample_data) -> Path:
+    """configs/smoke.yaml (LSTM(8), look_back 10, 2 epochs, horizon 1) on the sample from
+    2010-05-03 (about 720 rows): one complete run, evaluated by nobody yet. Shared: tests
+    that change or damage it work on a copy (helpers.copy_run)."""
+    base = tmp_path_factory.mktemp("smoke")
+    return _train(base, f"paths.data_dir={sample_data}", SHORT)
+
+
+@pytest.fixture(scope="session")
+def horizon_run(tmp_path_factory) -> Path:
+    """A horizon-2 run (smoke settings, look_back 10) on a 600-day random walk from a CSV whose
+    last bar is Friday HORIZON_LAST_DAY (ticker SYN, run name pred). Shared read-only."""
+    base = tmp_path_factory.mktemp("horizon")
+    prices = random_walk(600, seed=5, sigma=0.015)
+    dates = pd.bdate_range(end=HORIZON_LAST_DAY, periods=len(prices))
+    csv = write_close_csv(base / "SYN.csv", prices, dates)
+    return _train(base, "data.source=csv", f"data.path={csv}", "data.ticker=SYN",
+                  "paths.run_name=pred", f"window.horizon={HORIZON}",
+                  f"window.look_back={HORIZON_LOOK_BACK}")

@@ -1,0 +1,271 @@
+"""training: resuming interrupted runs. Ctrl-C or an error writes the last finished epoch's
+backup; ``train --resume`` (and ``run --resume``) continue in the same folder from it, with
+one history row per epoch and the best epoch over both parts; a backup cut short by a kill
+falls back to the previous one (or starts over). A real SIGKILLed process is in
+test_faults.py (test_sigkill_during_train_then_resume).
+
+Everything trains the smoke config (LSTM(4)) on the bundled sample, in-process, with the data
+and runs folders from the environment (so a run's config.yaml does not depend on where it is,
+and the tests that start from the same interrupted run can each resume a copy of it)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import SMOKE, copy_run, explain, history, invoke, saved_logging, set_args, stdout_lines
+
+from stockrnn import dataset, runs, training
+from stockrnn.config import load_config
+
+TINY = ("model.units=[4]",)
+# interrupted at the third epoch (after two) of four, a backup after every epoch: the starting
+# point several tests share (see ``interrupted``)
+FOUR = ("train.epochs=4", "train.early_stopping.patience=50", "train.backup_every_s=0")
+
+
+@pytest.fixture(autouse=True)
+def folders(work, sample_data, monkeypatch) -> Path:
+    """The sample store (shared) and this test's runs folder, through the environment."""
+    monkeypatch.setenv("STOCKRNN_DATA_DIR", str(sample_data))
+    monkeypatch.setenv("STOCKRNN_RUNS_DIR", str(work / "runs"))
+    return work / "runs"
+
+
+def train(*extra: str, resume: bool = False):
+    args = ["train", "-c", SMOKE, *set_args([*TINY, *extra])]
+    return invoke(*args, *(["--resume"] if resume else []), code=None)
+
+
+def run_path(result) -> Path:
+    assert result.exit_code == 0, explain(result)
+    return Path(stdout_lines(result)[-1])
+
+
+def epoch_lines(result) -> list[tuple[int, int]]:
+    return [(int(a), int(b)) for a, b in re.findall(r"^epoch (\d+)/(\d+) ", result.stderr, re.M)]
+
+
+def interrupt_at(epoch: int, exc: type[BaseException]):
+    """Stand-in for training.epoch_logger that raises when ``epoch`` (0-based) begins."""
+    def factory(total):
+        from stockrnn.backend import use
+
+        keras = use()
+
+        class Interrupt(keras.callbacks.Callback):
+            def on_epoch_begin(self, e, logs=None):
+                if e == epoch:
+                    raise exc("boom")
+
+        return Interrupt()
+
+    return factory
+
+
+@pytest.fixture(scope="module")
+def interrupted_runs(sample_data, tmp_path_factory) -> Path:
+    """A runs folder holding one run of FOUR interrupted (Ctrl-C) when its third epoch began:
+    two epochs in history.csv and in the backup. Tests resume a copy of it."""
+    runs_dir = tmp_path_factory.mktemp("interrupted") / "runs"
+    with pytest.MonkeyPatch.context() as mp, saved_logging():
+        mp.setenv("STOCKRNN_DATA_DIR", str(sample_data))
+        mp.setenv("STOCKRNN_RUNS_DIR", str(runs_dir))
+        mp.setattr(training, "epoch_logger", interrupt_at(2, KeyboardInterrupt))
+        assert train(*FOUR).exit_code == 130
+    return runs_dir
+
+
+@pytest.fixture
+def interrupted(interrupted_runs, folders) -> Path:
+    """This test's copy of the interrupted run (in its runs folder)."""
+    shutil.copytree(interrupted_runs, folders)
+    [run] = [p for p in (folders / "smoke").iterdir() if p.is_dir()]
+    return run
+
+
+def val_loss_of_the_model(run: Path) -> float:
+    """The saved model's loss on the run's validation windows."""
+    cfg = load_config(run / "config.yaml")
+    ds = dataset.build(pd.read_csv(run / "series.csv", index_col="Date", parse_dates=["Date"]), cfg)
+    va = ds.splits["val"]
+    pred = training.load_model(run / "model.keras").predict(va.x, verbose=0)
+    return float(np.mean(np.abs(pred - va.y)))
+
+
+@pytest.mark.parametrize("exc, code", [(KeyboardInterrupt, 130), (RuntimeError, 1)])
+def test_interrupted_run_resumes_where_it_stopped(folders, smoke_run, monkeypatch, exc, code):
+    runs_dir = folders
+    epochs = ("train.epochs=6", "train.early_stopping.patience=50")
+    # an earlier complete run of the name (a copy of the session's), the latest
+    done = copy_run(smoke_run, runs_dir / "smoke" / "20000101T000000Z")
+    runs.set_latest(runs.RunDir(done))
+
+    with monkeypatch.context() as m:
+        m.setattr(training, "epoch_logger", interrupt_at(3, exc))
+        result = train(*epochs)
+    assert result.exit_code == code, explain(result)
+    if exc is KeyboardInterrupt:
+        assert "Error: interrupted" in result.stderr
+    interrupted = sorted(p for p in (runs_dir / "smoke").iterdir() if p.is_dir() and p != done)
+    assert len(interrupted) == 1
+    run = interrupted[0]
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "incomplete"
+    assert meta["error"] == ("interrupted" if exc is KeyboardInterrupt else "RuntimeError: boom")
+    assert runs.RunDir(run).status == "incomplete"
+    assert history(run)["epoch"].tolist() == [0, 1, 2]
+    # the default backup_every_s (5 s) wrote no backup in these fast epochs: the interruption
+    # wrote the last finished epoch's
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 3
+    assert not (run / "model.keras").exists()
+    # an interrupted run never becomes latest
+    assert (runs_dir / "smoke" / "latest").read_text().strip() == done.name
+    with pytest.raises(runs.RunError, match="incomplete"):
+        runs.RunDir(run).check_complete()
+
+    # resuming with a different config is refused and leaves the run alone
+    before = (run / "history.csv").read_text()
+    bad = train("train.epochs=7", "train.early_stopping.patience=50",
+                resume=True)
+    assert bad.exit_code == 1, explain(bad)
+    assert "different config" in bad.stderr and str(run) in bad.stderr
+    assert (run / "history.csv").read_text() == before
+    assert json.loads((run / "meta.json").read_text())["status"] == "incomplete"
+
+    result = train(*epochs, resume=True)
+    assert run_path(result) == run  # the same directory, finished
+    assert epoch_lines(result) == [(4, 6), (5, 6), (6, 6)]  # only the missing epochs ran
+    h = history(run)
+    assert h["epoch"].tolist() == [0, 1, 2, 3, 4, 5]  # appended, no repeats, no restart
+    assert (run / "history.csv").read_text().startswith(before)
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["epochs_run"] == 6
+    assert meta["best_val_loss"] == pytest.approx(h["val_loss"].min())
+    assert meta["best_epoch"] == int(h["val_loss"].idxmin()) + 1
+    assert not (run / "backup").exists()
+    assert (runs_dir / "smoke" / "latest").read_text().strip() == run.name
+    assert (run / "plots" / "loss.png").is_file()
+    # the final model is the best epoch over both parts, also when that was before the interrupt
+    assert val_loss_of_the_model(run) == pytest.approx(meta["best_val_loss"], rel=1e-4)
+
+
+def test_run_resume_finishes_the_interrupted_run_then_evaluates_and_predicts(interrupted):
+    """`stockrnn run --resume` trains only the missing epochs of the interrupted run, in its own
+    directory, and then evaluates and forecasts from it."""
+    run = interrupted
+    assert history(run)["epoch"].tolist() == [0, 1]
+    result = invoke("run", "-c", SMOKE, *set_args([*TINY, *FOUR]), "--resume", "--json")
+    summary = json.loads(result.stdout)
+    assert summary["run_dir"] == str(run)
+    assert [s["name"] for s in summary["stages"]] == ["fetch", "prepare", "train", "evaluate",
+                                                      "predict"]
+    assert history(run)["epoch"].tolist() == [0, 1, 2, 3]
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["epochs_run"] == 4
+    assert (run / "metrics_test.json").is_file() and (run / "forecast.csv").is_file()
+    assert [p for p in run.parent.iterdir() if p.is_dir()] == [run]
+
+
+def test_resumed_run_keeps_the_best_epoch_from_before_the_interrupt(interrupted, monkeypatch):
+    """When every resumed epoch is worse, the final model is still the pre-interrupt best."""
+    original = training.epoch_logger
+
+    def wrecked(total):
+        """The normal epoch logger, which also wrecks the restored weights before training."""
+        cb = original(total)
+
+        def on_train_begin(logs=None):
+            rng = np.random.default_rng(0)
+            cb.model.set_weights([w + rng.normal(0, 5, w.shape) for w in cb.model.get_weights()])
+
+        cb.on_train_begin = on_train_begin
+        return cb
+
+    monkeypatch.setattr(training, "epoch_logger", wrecked)
+    result = train(*FOUR, resume=True)
+    run = run_path(result)
+    assert run == interrupted
+    assert epoch_lines(result) == [(3, 4), (4, 4)]
+    h = history(run)
+    assert h["epoch"].tolist() == [0, 1, 2, 3]
+    assert h["val_loss"].iloc[2:].min() > h["val_loss"].iloc[:2].max()  # the wreck worked
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["best_epoch"] in (1, 2)
+    assert val_loss_of_the_model(run) == pytest.approx(meta["best_val_loss"], rel=1e-4)
+
+
+def test_failure_while_saving_an_epoch_loses_no_history(folders, monkeypatch):
+    """A run that dies while its epoch-end files are written (here: the best-model checkpoint
+    cannot be saved; a SIGKILL in that moment is the same) must resume without a hole in
+    history.csv: the backup may never be ahead of the history."""
+    runs_dir = folders
+    epochs = ("train.epochs=3", "train.early_stopping.patience=50")
+    original = training.epoch_logger
+    traps = []
+
+    def trapped(total):  # called inside fit, after checkpoints/ exists and before training
+        for ckpt in runs_dir.glob("smoke/*/checkpoints"):
+            (ckpt / "best.keras").mkdir()  # the first epoch's checkpoint cannot be written
+            traps.append(ckpt / "best.keras")
+        return original(total)
+
+    with monkeypatch.context() as m:
+        m.setattr(training, "epoch_logger", trapped)
+        failed = train(*epochs)
+    assert failed.exit_code == 1 and len(traps) == 1, explain(failed)
+    run = traps[0].parent.parent
+    assert json.loads((run / "meta.json").read_text())["status"] == "incomplete"
+    traps[0].rmdir()
+
+    result = train(*epochs, resume=True)
+    assert run_path(result) == run
+    assert history(run)["epoch"].tolist() == [0, 1, 2]
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["epochs_run"] == 3
+
+
+@pytest.mark.parametrize("cut, finished, rerun_from", [
+    ("weights", 2, 1), ("weights", 1, 0), ("metadata", 2, 1)])
+def test_backup_cut_short_by_a_kill(request, folders, monkeypatch, cut, finished, rerun_from):
+    """A SIGKILL while the epoch-end backup is written leaves a truncated weights file (seen in
+    practice: 96 bytes of HDF5 header) next to the previous epoch's metadata, if any, or the
+    new weights with an emptied metadata file. Resume must use the previous backup, or with
+    none (the first epoch's) start over, never fail."""
+    # a backup after every epoch (FOUR), so the one before the cut one is there
+    epochs = FOUR
+    if finished == 2:
+        request.getfixturevalue("interrupted")  # the shared run interrupted after two epochs
+    else:
+        with monkeypatch.context() as m:
+            m.setattr(training, "epoch_logger", interrupt_at(finished, KeyboardInterrupt))
+            assert train(*epochs).exit_code == 130
+    [run] = [p for p in (folders / "smoke").iterdir() if p.is_dir()]
+    backup = run / "backup"
+    weights, metadata = backup / "latest.weights.h5", backup / "training_metadata.json"
+    assert json.loads(metadata.read_text()) == {"epoch": finished, "batch": 0}
+    assert history(run)["epoch"].tolist() == list(range(finished))
+    # the state a kill during the last finished epoch's backup write leaves behind
+    if cut == "metadata":
+        metadata.write_text("")  # opened for writing, nothing written yet
+    else:
+        weights.write_bytes(weights.read_bytes()[:96])
+        if finished > 1:
+            metadata.write_text(json.dumps({"epoch": finished - 1, "batch": 0}))
+        else:
+            metadata.unlink()  # written after the weights: the first backup had none yet
+
+    result = train(*epochs, resume=True)
+    assert run_path(result) == run
+    assert epoch_lines(result) == [(e + 1, 4) for e in range(rerun_from, 4)]
+    assert history(run)["epoch"].tolist() == list(range(4))  # one row per epoch
+    assert training.read_history(run / "history.csv")["epoch"].tolist() == [0, 1, 2, 3]
+    assert ("unreadable" in result.stderr) == (rerun_from == 0)
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["epochs_run"] == 4
+    assert not backup.exists()
