@@ -6,7 +6,7 @@
 * the loggers the CLI reconfigures are restored after every test;
 * a few things are built once per session and shared read-only (tests that change them take a
   copy): the bundled sample in a store, a small trained run (``smoke_run``) and a horizon-2 run
-  on a dated random walk (``horizon_run``). They are trained with the library, not the CLI, so
+  on a dated AR(1) series (``horizon_run``). They are trained with the library, not the CLI, so
   building them never touches the loggers or the working directory of the test that needs
   them first.
 """
@@ -23,7 +23,8 @@ from helpers import (
     HORIZON_LOOK_BACK,
     SHORT,
     SMOKE,
-    random_walk,
+    ar1_returns,
+    prices_from_returns,
     saved_logging,
     seed_store,
     write_close_csv,
@@ -75,10 +76,12 @@ def smoke_run(tmp_path_factory, sample_data) -> Path:
 
 @pytest.fixture(scope="session")
 def horizon_run(tmp_path_factory) -> Path:
-    """A horizon-2 run (smoke settings, look_back 10) on a 600-day random walk from a CSV whose
-    last bar is Friday HORIZON_LAST_DAY (ticker SYN, run name pred). Shared read-only."""
+    """A horizon-2 run (smoke settings, look_back 10) on 600 days of AR(1) log returns (phi 0.6)
+    from a CSV whose last bar is Friday HORIZON_LAST_DAY (ticker SYN, run name pred). It learns
+    something (its best epoch is a trained one), so its forecasts are not persistence's and
+    feeding them back for steps past the horizon changes the later steps. Shared read-only."""
     base = tmp_path_factory.mktemp("horizon")
-    prices = random_walk(600, seed=5, sigma=0.015)
+    prices = prices_from_returns(ar1_returns(600, 0.6, seed=5, sigma=0.015))
     dates = pd.bdate_range(end=HORIZON_LAST_DAY, periods=len(prices))
     csv = write_close_csv(base / "SYN.csv", prices, dates)
     return _train(base, "data.source=csv", f"data.path={csv}", "data.ticker=SYN",

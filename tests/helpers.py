@@ -33,7 +33,7 @@ STAGES = ["fetch", "prepare", "train", "evaluate", "predict"]
 # the session's smoke_run (conftest.py) trains on the bundled sample from this date: about 710
 # rows, which keeps it cheap
 SHORT = "data.start=2010-05-03"
-# the session's horizon_run: a dated random walk, horizon 2, look_back 10
+# the session's horizon_run: a dated AR(1) series, horizon 2, look_back 10
 HORIZON_LAST_DAY = "2024-03-08"   # a Friday
 HORIZON = 2
 HORIZON_LOOK_BACK = 10

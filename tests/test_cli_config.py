@@ -111,7 +111,6 @@ def folders(tmp_path, monkeypatch) -> Path:
         (tmp_path / name).mkdir()
     monkeypatch.setenv("STOCKRNN_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("STOCKRNN_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.chdir(tmp_path)
     return tmp_path
 
 

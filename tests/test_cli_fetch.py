@@ -175,8 +175,7 @@ def test_start_and_end_clip_the_sample(tmp_path):
     assert len(rows) == len(sample)
 
 
-def test_data_dir_from_environment(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_data_dir_from_environment(tmp_path):
     env_dir = tmp_path / "from-env"
     result = run("fetch", "GOOG", "--source", "sample", env={"STOCKRNN_DATA_DIR": str(env_dir)})
     assert result.exit_code == 0, result.output
@@ -189,9 +188,8 @@ def test_data_dir_from_environment(tmp_path, monkeypatch):
     assert result.exit_code == 0 and (flag_dir / "GOOG_1d.csv").is_file()
 
 
-def test_default_data_dir_is_cwd_data(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("STOCKRNN_DATA_DIR", raising=False)
+def test_default_data_dir_is_cwd_data(tmp_path):
+    # (the suite's `work` fixture runs every test in tmp_path without $STOCKRNN_DATA_DIR)
     result = run("fetch", "GOOG", "--source", "sample")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "data" / "GOOG_1d.csv").is_file()

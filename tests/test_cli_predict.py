@@ -20,7 +20,7 @@ COLUMNS = ["date", "forecast", "lower_80", "upper_80", "lower_95", "upper_95"]
 
 @pytest.fixture(scope="module")
 def run(horizon_run, tmp_path_factory):
-    """This module's copy of the session's horizon-2 run on a random walk whose last bar is
+    """This module's copy of the session's horizon-2 run on an AR(1) series whose last bar is
     Friday LAST_DAY (predict writes its forecast files into it)."""
     return copy_run(horizon_run, tmp_path_factory.mktemp("predict") / "run")
 
@@ -100,6 +100,10 @@ def test_recursive_steps_feed_forecasts_back(run):
     the forecasts of steps 1-2."""
     from stockrnn.backend import use
 
+    # a model that forecasts "no change" would give the same numbers whatever it was fed: this
+    # run's model learned something
+    assert json.loads((run / "meta.json").read_text())["best_epoch"] >= 1
+
     keras = use()
     model = keras.models.load_model(run / "model.keras", compile=False)
     sc = json.loads((run / "scaler.json").read_text())
@@ -115,6 +119,7 @@ def test_recursive_steps_feed_forecasts_back(run):
     fc = predict_json(run, "--steps", "4")
     got = [r["forecast"] for r in fc["forecast"]]
     assert got == pytest.approx(out, abs=2e-4)
+    assert len({round(v, 4) for v in got}) == 4  # every step moves: not persistence
     q = json.loads((run / "intervals.json").read_text())["quantiles"]
     assert len(q) == HORIZON
     for k, r in enumerate(fc["forecast"]):

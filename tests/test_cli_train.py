@@ -166,7 +166,6 @@ def test_same_seed_same_history(work, sample_data):
     assert (runs_dir / "smoke" / "latest").read_text().strip() == c.name
 
 
-
 # --------------------------------------------------------------------------- output
 
 
