@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-SYMBOL = re.compile(r"^[A-Za-z0-9^.=_-]{1,32}$")
+SYMBOL = re.compile(r"\A[A-Za-z0-9^.=_-]{1,32}\Z")
 ALLOWED = "letters, digits and ^ . - = _ (at most 32)"
 
 

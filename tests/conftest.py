@@ -61,7 +61,8 @@ def _train(base: Path, *overrides: str, config: Path | None = SMOKE) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_data(tmp_path_factory) -> Path:
-    """A data dir holding the bundled GOOG sample (read-only: copy it to change it)."""
+    """A data dir holding the bundled GOOG sample. Its prices are read-only (copy it to change
+    them); trainings on it add their prepared datasets under prepared/, which is harmless."""
     return seed_store(tmp_path_factory.mktemp("sample") / "data")
 
 

@@ -333,12 +333,16 @@ def timed_run(base: Path, *args) -> float:
 
 
 def kill_after(base: Path, delay: float, *args) -> str:
+    """SIGKILL `stockrnn ARGS` ``delay`` seconds after it started, unless it has finished by then
+    (or was finishing: a process that is exiting when the signal comes ends with its own
+    code). Says which."""
     proc = spawn(base, *args)
     time.sleep(delay)
     if proc.poll() is None:
-        sigkill(proc)
+        proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    if proc.returncode == -signal.SIGKILL:
         return f"{delay:.2f}s: killed"
-    proc.communicate()
     return f"{delay:.2f}s: finished first (exit {proc.returncode})"
 
 
