@@ -158,13 +158,14 @@ def run_job(job: Job, opts: RunOptions) -> list[dict]:
     stages.fit_run(run, cfg, ds, opts.replace(resume=False, progress="none"))
     model = training.load_model(run.model)
     quantiles = evaluation.load_quantiles(run)
-    evaluation.evaluate(run, model, ds, "test", quantiles)  # metrics_test.json, for compare
     out = []
     for f in job.folds:
         fds = ds if f is m else fold_dataset(cfg, job.frame, m, f, ds.transform)
+        fc = evaluation.forecasts(model, fds, "test", quantiles)
+        if f is m:  # the fold run's own metrics_test.json, for evaluate and compare
+            evaluation.write_scores(run, "test", fc)
         out.append({"fold": f.index, "run_dir": str(run.path),
-                    "train_rows": m.test_start - m.start,
-                    "forecasts": evaluation.forecasts(model, fds, "test", quantiles)})
+                    "train_rows": m.test_start - m.start, "forecasts": fc})
     meta = run.meta()
     log.info("%s fold %d: trained on %d rows, %d epochs (%.1fs)", cfg.data.ticker, m.index,
              m.test_start - m.start, meta["epochs_run"], time.perf_counter() - started)

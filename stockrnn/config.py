@@ -62,12 +62,12 @@ class DataConfig(Section):
             raise ValueError("data.path is required when data.source is csv")
         if self.tickers is not None and self.tickers_file is not None:
             raise ValueError("give data.tickers or data.tickers_file, not both")
-        tickers.check(self.ticker, "data.ticker")
+        _under("data.ticker", tickers.check, self.ticker, "data.ticker")
         if self.tickers is not None:
-            tickers.check_all(self.tickers, "data.tickers")
+            _under("data.tickers", tickers.check_all, self.tickers, "data.tickers")
         for t in self.sources:
-            tickers.check(t, "data.sources")
-        intervals.get(self.interval)
+            _under("data.sources", tickers.check, t, "data.sources")
+        _under("data.interval", intervals.get, self.interval)
         if self.start and self.end and self.start >= self.end:
             raise ValueError(f"data.start ({self.start}) must be before data.end ({self.end})")
         if len(set(self.features)) != len(self.features):
@@ -221,28 +221,34 @@ class BacktestConfig(Section):
         return self
 
 
+def _under(key: str, check, *args):
+    """``check(*args)``, its ValueError reported under the dotted ``key``."""
+    try:
+        return check(*args)
+    except ValueError as exc:
+        raise KeyedValueError(key, str(exc).removeprefix(f"{key}: ")) from None
+
+
+def _count_policy(value: str, fixed: dict, kind: str, key: str, expected: str) -> int | None:
+    """A policy that is one of ``fixed`` or ``<kind>:N`` with N >= 1 (KeyedValueError else)."""
+    if value in fixed:
+        return fixed[value]
+    name, _, n = value.partition(":")
+    if name == kind and n.isdigit() and int(n) >= 1:
+        return int(n)
+    raise KeyedValueError(key, f"must be {expected}. Received: {key.split('.')[-1]}={value!r}")
+
+
 def refit_every(refit: str) -> int | None:
-    """Folds between refits: always -> 1, never -> None, every:K -> K (ValueError otherwise)."""
-    if refit == "always":
-        return 1
-    if refit == "never":
-        return None
-    kind, _, k = refit.partition(":")
-    if kind == "every" and k.isdigit() and int(k) >= 1:
-        return int(k)
-    raise KeyedValueError("backtest.refit", f"must be always, never or every:K with K >= 1. "
-                          f"Received: refit={refit!r}")
+    """Folds between refits: always -> 1, never -> None, every:K -> K."""
+    return _count_policy(refit, {"always": 1, "never": None}, "every", "backtest.refit",
+                         "always, never or every:K with K >= 1")
 
 
 def rolling_rows(window: str) -> int | None:
-    """Training rows of a rolling window (None: expanding); ValueError for anything else."""
-    if window == "expanding":
-        return None
-    kind, _, rows = window.partition(":")
-    if kind == "rolling" and rows.isdigit() and int(rows) >= 1:
-        return int(rows)
-    raise KeyedValueError("backtest.window", f"must be expanding or rolling:L with L >= 1 rows. "
-                          f"Received: window={window!r}")
+    """Training rows of a rolling window (None: expanding)."""
+    return _count_policy(window, {"expanding": None}, "rolling", "backtest.window",
+                         "expanding or rolling:L with L >= 1 rows")
 
 
 class Config(Section):

@@ -11,6 +11,7 @@ windows once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -53,6 +54,11 @@ class Dataset:
     horizon: int
     look_back: int
 
+    @functools.cached_property
+    def data_hash(self) -> str:
+        """Hash of the price rows used (what a prepared dataset and a run are checked by)."""
+        return frame_hash(self.frame)
+
     @property
     def target_prices(self) -> np.ndarray:
         return self.frame[self.transform.target].to_numpy(dtype="float64")
@@ -73,7 +79,7 @@ class Dataset:
     def meta(self) -> dict:
         idx = self.frame.index
         out = {"rows": len(self.frame), "first": str(idx[0].date()), "last": str(idx[-1].date()),
-               "data_hash": frame_hash(self.frame), "splits": {}}
+               "data_hash": self.data_hash, "splits": {}}
         for name, s in self.splits.items():
             out["splits"][name] = {"rows": list(s.rows), "samples": len(s),
                                    "first": str(idx[s.rows[0]].date()),
@@ -205,7 +211,8 @@ def load(cfg: Config, frame: pd.DataFrame) -> Dataset | None:
                         path, meta.get("config_hash"), cfg.dataset_hash())
             return None
         frame = select(frame, cfg)
-        if meta.get("data_hash") != frame_hash(frame):
+        data_hash = frame_hash(frame)
+        if meta.get("data_hash") != data_hash:
             log.info("%s is stale (the stored prices changed since it was built); rebuilding it",
                      path)
             return None
@@ -223,7 +230,9 @@ def load(cfg: Config, frame: pd.DataFrame) -> Dataset | None:
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         log.warning("%s is unreadable (%s); rebuilding it", path, exc)
         return None
-    return Dataset(frame, transform, splits, w.foresight, w.horizon, w.look_back)
+    ds = Dataset(frame, transform, splits, w.foresight, w.horizon, w.look_back)
+    ds.__dict__["data_hash"] = data_hash  # checked above: the cached hash, not computed again
+    return ds
 
 
 def current(cfg: Config, frame: pd.DataFrame, wait: float = 0.0) -> tuple[Dataset, Path, bool]:

@@ -120,7 +120,12 @@ def score(fc: dict[str, np.ndarray]) -> dict:
 
 def evaluate(run: RunDir, model, ds: Dataset, split: str, quantiles) -> dict:
     """Score a run on a split; writes metrics_<split>.json and the prediction plots."""
-    fc = forecasts(model, ds, split, quantiles)
+    return write_scores(run, split, forecasts(model, ds, split, quantiles))
+
+
+def write_scores(run: RunDir, split: str, fc: dict[str, np.ndarray]) -> dict:
+    """Score the forecasts ``fc`` of a run's split (see ``forecasts``); writes
+    metrics_<split>.json and the prediction plots, returns the metrics."""
     scored = score(fc)
     result = {"run": str(run.path), "split": split, **scored}
     atomic.write_json(run.path / f"metrics_{split}.json", result)

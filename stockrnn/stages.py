@@ -153,13 +153,15 @@ def prepare(cfg: Config, wait: float = 0.0) -> Prepared:
 
 
 def train(cfg: Config, opts: RunOptions = DEFAULT, *, lock: bool = True,
-          prepared: dataset.Dataset | None = None, track: bool = True) -> runs.RunDir:
+          prepared: dataset.Dataset | None = None, track: bool = True,
+          on_run: Callable[[runs.RunDir], None] = lambda run: None) -> runs.RunDir:
     """Train into a new run directory (or finish an interrupted one with ``opts.resume``).
 
     The windows come from ``prepared``, else from the prepared dataset when it is current,
     else they are built (and saved) from the stored prices. Holds the run name's lock unless
     ``lock`` is False (the caller holds it already). Logs the run to MLflow when the config's
-    tracking asks for it, unless ``track`` is False (the caller logs it)."""
+    tracking asks for it, unless ``track`` is False (the caller logs it). ``on_run`` is called
+    with the run directory as soon as it exists (before training)."""
     from stockrnn.backend import use
 
     cfg.require_single("train")
@@ -183,6 +185,7 @@ def train(cfg: Config, opts: RunOptions = DEFAULT, *, lock: bool = True,
             start_run(run, cfg, ds)
         else:
             runs.mark_running(run)
+        on_run(run)
         fit_run(run, cfg, ds, opts)
         runs.set_latest(run)
     if track:
@@ -253,8 +256,8 @@ def evaluate(run_ref: str, split: str = "test", runs_dir=None,
 
     run = runs.resolve(run_ref, runs_dir)
     cfg, transform, model, quantiles = forecasting.load_run(run)
-    if (prepared is not None and prepared.transform == transform and dataset.frame_hash(
-            prepared.frame) == run.meta().get("data", {}).get("data_hash")):
+    if (prepared is not None and prepared.transform == transform
+            and prepared.data_hash == run.meta().get("data", {}).get("data_hash")):
         ds = prepared  # the very rows and windows the run was trained on
     else:
         ds = forecasting.run_dataset(run, cfg, transform)
@@ -312,8 +315,12 @@ def run_all(cfg: Config, opts: RunOptions = DEFAULT,
                   f"-> {prep.path}" + (" (up to date)" if prep.reused else ""))
 
             t = time.perf_counter()
-            run = train(cfg, opts, lock=False, prepared=prep.dataset, track=False)
-            run_dir = str(run.path)
+            def opened(run: runs.RunDir) -> None:
+                nonlocal run_dir
+                run_dir = str(run.path)
+
+            run = train(cfg, opts, lock=False, prepared=prep.dataset, track=False,
+                        on_run=opened)
             meta = run.meta()
             stage("train", t, f"{meta['model_type']}: {meta['epochs_run']} epochs, "
                   f"{runs.best_line(meta)} ({meta['train_seconds']:.1f}s)")

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -401,3 +402,42 @@ def run_child(args, cwd: Path, env: dict, timeout: float = 300):
             child.kill()
             child.wait(30)
     return subprocess.CompletedProcess(child.args, child.returncode, out, err)
+
+
+# --------------------------------------------------------------------------- run directories
+
+DEAD_PID = 2 ** 22 + 12345  # above Linux's pid_max default: no such process
+
+
+def fake_run(root: Path, name: str, stamp: str, state: str = "complete") -> Path:
+    """runs/<name>/<stamp>/meta.json in one of the states a run can be in: complete, killed
+    (status running, its process gone), running (its process alive: this one), failed."""
+    from stockrnn import runs
+
+    path = root / name / stamp
+    path.mkdir(parents=True)
+    meta = {"format": runs.RUN_FORMAT, "status": "complete", "created": "2020-01-01T00:00:00+00:00",
+            "model_type": "lstm", "ticker": "GOOG"}
+    if state in ("killed", "running"):
+        meta.update(status="running", host=socket.gethostname(),
+                    pid=os.getpid() if state == "running" else DEAD_PID)
+    elif state == "failed":
+        meta.update(status="incomplete", error="RuntimeError: boom")
+    (path / "meta.json").write_text(json.dumps(meta))
+    return path
+
+
+def run_zoo(root: Path, first: Path | None = None) -> dict[str, Path]:
+    """runs/smoke with three complete runs (a < b < c), a killed one and a running one
+    (meta.json only, unless ``first``: a real run copied as ``a``); latest -> c."""
+    from stockrnn import runs
+
+    smoke = root / "smoke"
+    z = {"a": copy_run(first, smoke / "20200101T000000Z") if first is not None
+         else fake_run(root, "smoke", "20200101T000000Z"),
+         "b": fake_run(root, "smoke", "20200102T000000Z"),
+         "c": fake_run(root, "smoke", "20200103T000000Z"),
+         "killed": fake_run(root, "smoke", "20200104T000000Z", "killed"),
+         "running": fake_run(root, "smoke", "20200105T000000Z", "running")}
+    runs.set_latest(runs.RunDir(z["c"]))
+    return z

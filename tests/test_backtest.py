@@ -6,16 +6,14 @@ edge close to the oracle's, significant, and worth money before costs)."""
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from helpers import invoke
 
 from stockrnn import backtest, dataset
-from stockrnn.cli import cli
 from stockrnn.config import load_config
 from stockrnn.data.sources import SyntheticSource
 from stockrnn.errors import ConfigError
@@ -25,24 +23,9 @@ TINY = ["data.source=synthetic", "window.look_back=5", "model.units=[4]", "train
         "paths.run_name=bt"]
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    lg = logging.getLogger("stockrnn")
-    saved = lg.handlers[:], lg.level, lg.propagate
-    yield
-    lg.handlers[:], lg.level, lg.propagate = saved
-
-
-@pytest.fixture
-def work(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("STOCKRNN_DATA_DIR", raising=False)
-    monkeypatch.delenv("STOCKRNN_RUNS_DIR", raising=False)
-    return tmp_path
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
+def run_backtest(*args):
+    """``stockrnn backtest ARGS`` in-process; the caller checks the exit code."""
+    return invoke("backtest", *args, code=None)
 
 
 def sets(items):
@@ -95,13 +78,13 @@ def test_impossible_plans_say_how_many_rows_are_needed(extra, words):
 @pytest.mark.parametrize("flag,value", [("--refit", "every:0"), ("--refit", "sometimes"),
                                         ("--window", "rolling:0"), ("--folds", "0")])
 def test_bad_flags_exit_2(work, flag, value):
-    result = invoke("backtest", *sets(TINY), "--set", "data.ticker=RW1", flag, value)
+    result = run_backtest(*sets(TINY), "--set", "data.ticker=RW1", flag, value)
     assert result.exit_code == 2, result.output
     assert not (work / "runs").exists() or not list((work / "runs").rglob("summary.json"))
 
 
 def test_more_folds_than_the_data_allow_exits_2_before_training(work):
-    result = invoke("backtest", *sets(TINY), "--set", "data.ticker=RW1", "--folds", "500")
+    result = run_backtest(*sets(TINY), "--set", "data.ticker=RW1", "--folds", "500")
     assert result.exit_code == 2
     assert "need at least" in result.stderr
     assert not list(work.rglob("model.keras"))
@@ -112,11 +95,13 @@ def test_more_folds_than_the_data_allow_exits_2_before_training(work):
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory):
-    """One real backtest (3 folds, refit always) through the CLI, JSON out."""
+    """One real backtest (3 folds, refit every:2: folds 0 and 2 train, fold 1 reuses fold 0's
+    model) through the CLI, JSON out."""
     base = tmp_path_factory.mktemp("bt")
     args = ["backtest", *sets([*TINY, "data.ticker=RW1", f"paths.data_dir={base / 'data'}",
-                               f"paths.runs_dir={base / 'runs'}"]), "--folds", "3", "--json"]
-    result = invoke(*args)
+                               f"paths.runs_dir={base / 'runs'}"]), "--folds", "3",
+            "--refit", "every:2", "--json"]
+    result = invoke(*args, code=None)
     assert result.exit_code == 0, result.output + str(result.exception)
     return base, json.loads(result.stdout)
 
@@ -170,8 +155,9 @@ def test_files_and_pooled_metrics_agree(ran):
 def test_each_folds_model_is_an_ordinary_run(ran, monkeypatch):
     base, s = ran
     monkeypatch.chdir(base)
-    fold = s["folds"][1]
-    result = invoke("evaluate", "--run", fold["run_dir"], "--json")
+    fold = s["folds"][2]  # trained its own model (fold 1 reuses fold 0's)
+    assert s["folds"][1]["run_dir"] == s["folds"][0]["run_dir"] != fold["run_dir"]
+    result = invoke("evaluate", "--run", fold["run_dir"], "--json", code=None)
     assert result.exit_code == 0, result.output
     res = json.loads(result.stdout)
     assert res["n"] == fold["n"] and res["first"] == fold["first"]
@@ -179,15 +165,15 @@ def test_each_folds_model_is_an_ordinary_run(ran, monkeypatch):
     rows = json.loads(invoke("compare", fold["run_dir"], "--format", "json").stdout)
     assert rows[0]["mase"] == pytest.approx(fold["model"]["mase"], rel=1e-6)
     board = json.loads(invoke("compare", s["backtest_dir"], "--format", "json").stdout)
-    assert sorted(r["run"] for r in board) == sorted(f["run_dir"] for f in s["folds"])
+    assert sorted(r["run"] for r in board) == sorted({f["run_dir"] for f in s["folds"]})
 
 
 def test_jobs_2_gives_the_serial_numbers(ran):
     base, serial = ran
     args = ["backtest", *sets([*TINY, "data.ticker=RW1", f"paths.data_dir={base / 'data'}",
-                               f"paths.runs_dir={base / 'runs'}"]), "--folds", "3", "--json",
-            "--jobs", "2"]
-    result = invoke(*args)
+                               f"paths.runs_dir={base / 'runs'}"]), "--folds", "3",
+            "--refit", "every:2", "--json", "--jobs", "2"]
+    result = invoke(*args, code=None)
     assert result.exit_code == 0, result.output
     parallel = json.loads(result.stdout)
     assert parallel["pooled"] == serial["pooled"]
@@ -196,7 +182,7 @@ def test_jobs_2_gives_the_serial_numbers(ran):
 
 
 def test_a_multi_ticker_config_backtests_every_ticker(work):
-    result = invoke("backtest", *sets([*TINY, "data.tickers=[RW1, AR1]", "backtest.refit=never"]),
+    result = run_backtest(*sets([*TINY, "data.tickers=[RW1, AR1]", "backtest.refit=never"]),
                     "--folds", "2", "--json")
     assert result.exit_code == 0, result.output
     s = json.loads(result.stdout)
@@ -207,24 +193,18 @@ def test_a_multi_ticker_config_backtests_every_ticker(work):
     assert json.loads((Path(s["backtest_dir"]) / "summary.json").read_text()) == s
 
 
-def test_text_output_has_the_tables_and_the_verdict_and_ends_with_the_dir(work):
-    result = invoke("backtest", *sets([*TINY, "data.ticker=RW2", "backtest.refit=never"]),
-                    "--folds", "2", "--max-mase", "0.5")
-    assert result.exit_code == 3  # the gate runs after everything is written
-    lines = result.stdout.splitlines()
-    assert Path(lines[-1]).is_dir() and (Path(lines[-1]) / "summary.json").is_file()
-    text = result.stdout
-    assert "pooled:" in text and "persistence" in text and "verdict: the model is" in text
-    assert "Diebold-Mariano" in text and "buy and hold" in text
+def test_horizon_2_text_output_and_gate(work):
+    """Horizon 2 (each step forecast from each origin), the text tables, and the quality gate,
+    which exits 3 after everything is written."""
+    result = run_backtest(*sets([*TINY, "data.ticker=AR2", "window.horizon=2",
+                                 "backtest.refit=never"]), "--folds", "2", "--max-mase", "0.5")
+    assert result.exit_code == 3, result.output
     assert "quality gate failed" in result.stderr
-
-
-def test_horizon_2_forecasts_each_step_from_each_origin(work):
-    result = invoke("backtest", *sets([*TINY, "data.ticker=AR2", "window.horizon=2",
-                                       "backtest.refit=never"]), "--folds", "2", "--json")
-    assert result.exit_code == 0, result.output
-    s = json.loads(result.stdout)
-    pred = pd.read_csv(Path(s["backtest_dir"]) / "predictions.csv")
+    text, out = result.stdout, Path(result.stdout.splitlines()[-1])
+    assert "pooled:" in text and "persistence" in text and "verdict: the model is" in text
+    assert "Diebold-Mariano" in text and "buy and hold" in text and "horizon 2" in text
+    s = json.loads((out / "summary.json").read_text())
+    pred = pd.read_csv(out / "predictions.csv")
     assert sorted(pred["step"].unique()) == [1, 2]
     assert len(pred) == 2 * s["pooled"]["n"] and s["pooled"]["horizon"] == 2
     one, two = pred[pred["step"] == 1], pred[pred["step"] == 2]
@@ -264,7 +244,7 @@ def test_changing_rows_after_a_fold_changes_nothing_in_its_forecasts(work):
 
 
 def _run(work, ticker, *extra):
-    result = invoke("backtest", *sets(["data.source=synthetic", f"data.ticker={ticker}",
+    result = run_backtest(*sets(["data.source=synthetic", f"data.ticker={ticker}",
                                        "window.look_back=5", "model.units=[8]",
                                        "train.epochs=30", "train.early_stopping.patience=4",
                                        "backtest.refit=never", "backtest.folds=3",

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import SMOKE, STAGES, copy_run, invoke, is_png, run_child, saved_logging
-from test_runs import fake_run
+from helpers import SMOKE, STAGES, copy_run, invoke, is_png, run_child, run_zoo, saved_logging
 
 from stockrnn import runs
 from stockrnn.data import sources
@@ -113,16 +112,8 @@ def base(work, sample_data, monkeypatch) -> Path:
 
 @pytest.fixture
 def zoo(base) -> dict[str, Path]:
-    """runs/smoke with three complete runs (a < b < c), a killed one and a running one
-    (meta.json only: what --keep's pruning reads); latest -> c."""
-    root = base / "runs"
-    z = {"a": fake_run(root, "smoke", "20200101T000000Z"),
-         "b": fake_run(root, "smoke", "20200102T000000Z"),
-         "c": fake_run(root, "smoke", "20200103T000000Z"),
-         "killed": fake_run(root, "smoke", "20200104T000000Z", "killed"),
-         "running": fake_run(root, "smoke", "20200105T000000Z", "running")}
-    runs.set_latest(runs.RunDir(z["c"]))
-    return z
+    """The run zoo of helpers.run_zoo (meta.json only: what --keep's pruning reads)."""
+    return run_zoo(base / "runs")
 
 
 def remaining(base: Path) -> set[str]:

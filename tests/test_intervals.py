@@ -35,7 +35,7 @@ def test_unknown_interval_in_a_config_is_a_config_error(work):
     with pytest.raises(ConfigError) as info:
         load_config(None, ["data.interval=7d"])
     assert info.value.exit_code == 2
-    assert "data" in str(info.value) and "unknown interval '7d'" in str(info.value)
+    assert str(info.value).startswith("<defaults>: data.interval: unknown interval '7d'")
     path = work / "weekly.yaml"
     path.write_text("data:\n  interval: 7d\n")
     result = invoke("config", "validate", path, code=2)

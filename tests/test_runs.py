@@ -7,49 +7,21 @@ that must still evaluate after pruning is a real trained run (a copy of the sess
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import socket
 from pathlib import Path
 
 import pytest
-from helpers import copy_run, invoke, run_child
+from helpers import fake_run, invoke, run_child, run_zoo
 
 from stockrnn import locking, runs
 from stockrnn.errors import LockError, RunError
 
-DEAD_PID = 2 ** 22 + 12345  # above Linux's pid_max default: no such process
-
-
-def fake_run(root: Path, name: str, stamp: str, state: str = "complete") -> Path:
-    """runs/<name>/<stamp>/meta.json in one of the states a run can be in: complete, killed
-    (status running, its process gone), running (its process alive: this one), failed."""
-    path = root / name / stamp
-    path.mkdir(parents=True)
-    meta = {"format": runs.RUN_FORMAT, "status": "complete", "created": "2020-01-01T00:00:00+00:00",
-            "model_type": "lstm", "ticker": "GOOG"}
-    if state in ("killed", "running"):
-        meta.update(status="running", host=socket.gethostname(),
-                    pid=os.getpid() if state == "running" else DEAD_PID)
-    elif state == "failed":
-        meta.update(status="incomplete", error="RuntimeError: boom")
-    (path / "meta.json").write_text(json.dumps(meta))
-    return path
-
 
 @pytest.fixture
 def zoo(work, smoke_run) -> dict[str, Path]:
-    """runs/smoke with three complete runs (a < b < c; a is a real trained run), a killed one and
-    a running one; latest -> c."""
-    root = work / "runs"
-    z = {"a": copy_run(smoke_run, root / "smoke" / "20200101T000000Z"),
-         "b": fake_run(root, "smoke", "20200102T000000Z"),
-         "c": fake_run(root, "smoke", "20200103T000000Z"),
-         "killed": fake_run(root, "smoke", "20200104T000000Z", "killed"),
-         "running": fake_run(root, "smoke", "20200105T000000Z", "running")}
-    runs.set_latest(runs.RunDir(z["c"]))
-    return z
+    """The run zoo (helpers.run_zoo) with ``a`` a real trained run."""
+    return run_zoo(work / "runs", first=smoke_run)
 
 
 def listing(*args) -> dict[Path, tuple[str, bool]]:

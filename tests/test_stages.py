@@ -99,9 +99,12 @@ def pipeline(work, sample_data, smoke_run, monkeypatch):
                               "data.start=2010-05-03"])
     trained = []
 
-    def train(cfg_, opts, *, lock=True, prepared=None, **kwargs):
+    def train(cfg_, opts, *, lock=True, prepared=None, on_run=lambda run: None, **kwargs):
         assert lock is False and prepared is not None  # run_all holds the lock, built windows
         run = runs.create(cfg_.runs_dir, cfg_.run_name)
+        on_run(run)
+        if getattr(opts, "steps", None) == 99:  # a training that fails after its run dir exists
+            raise KeyError("simulated")
         run.path.rmdir()
         copy_run(smoke_run, run.path)
         runs.set_latest(run)
@@ -160,6 +163,16 @@ def test_a_failing_stage_raises_pipeline_error_with_the_finished_stages(pipeline
     with pytest.raises(PipelineError) as info:
         stages.run_all(cfg)
     assert info.value.exit_code == 1 and str(info.value) == "ZeroDivisionError: division by zero"
+
+
+def test_a_failing_training_names_its_incomplete_run_dir(pipeline):
+    cfg, trained = pipeline
+    with pytest.raises(PipelineError) as info:
+        stages.run_all(cfg, RunOptions(steps=99))
+    assert [s.name for s in info.value.stages] == ["fetch", "prepare"]
+    run_dir = info.value.run_dir
+    assert run_dir is not None and Path(run_dir).parent == cfg.runs_dir / "smoke"
+    assert str(info.value) == "KeyError: 'simulated'"
 
 
 def test_a_held_lock_fails_before_any_stage(pipeline):
