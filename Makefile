@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BACKEND ?= tensorflow
 PYTEST_ARGS ?=
+# test processes (pytest-xdist; whole files per process, so module fixtures are built once)
+TEST_WORKERS ?= auto
 export KERAS_BACKEND := $(BACKEND)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stockrnn needs Python >= 3.11, found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,jax,tune,onnx,mlflow,tensorboard]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,jax,tune,onnx,mlflow,tensorboard,stats]'
 
 	@touch $(STAMP)
 
@@ -29,7 +31,7 @@ demo: $(STAMP)
 
 ## test: create/update .venv and run the whole test suite (offline)
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## test-oldest: the training, resume and dataset tests on the oldest allowed Keras/TensorFlow (.venv-oldest)
 test-oldest:

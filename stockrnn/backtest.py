@@ -33,14 +33,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stockrnn import atomic, dataset, jobs, locking, render, runs, significance, stages, tickers
+from stockrnn import (
+    atomic,
+    classical,
+    dataset,
+    jobs,
+    locking,
+    render,
+    runs,
+    significance,
+    stages,
+    tickers,
+)
 from stockrnn.config import Config, refit_every, rolling_rows, validate_config
 from stockrnn.errors import ConfigError, StockRNNError
 from stockrnn.options import DEFAULT, RunOptions
 
 log = logging.getLogger(__name__)
 LEVELS = ("0.8", "0.95")
-PREDICTION_BASES = ("persistence", "drift", "moving_average")
+# the baselines a backtest scores and writes; the classical ones when statsforecast is installed
+# and they fit (on each model's training rows, like the model)
+PREDICTION_BASES = ("persistence", "drift", "moving_average", *classical.NAMES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +189,23 @@ def run_job(job: Job, opts: RunOptions) -> list[dict]:
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    """The folds' forecasts as one set; a baseline some fold lacks is left out (with a note),
+    so every pooled row is scored on the same points."""
+    notes = [n for p in parts for n in p.get("notes", ())]
+    out = {}
+    for k in parts[0]:
+        if k == "notes":
+            continue
+        if all(k in p for p in parts):
+            out[k] = np.concatenate([p[k] for p in parts])
+        else:
+            notes.append(f"{k} left out of the pooled results: some folds have no forecasts "
+                         "from it")
+    extra = [k for p in parts for k in p if k not in parts[0] and k != "notes"]
+    notes += [f"{k} left out of the pooled results: some folds have no forecasts from it"
+              for k in dict.fromkeys(extra)]
+    out["notes"] = tuple(dict.fromkeys(notes))
+    return out
 
 
 def _dm(fc: dict[str, np.ndarray], reference: str = "persistence"):
@@ -197,8 +226,9 @@ def fold_row(fold: Fold, result: dict) -> dict:
             "model": {"mae": m["mae"], "mase": m["mase"],
                       "directional_accuracy": m["directional_accuracy"]},
             "persistence": {"mae": sc["baselines"]["persistence"]["mae"]},
-            "drift": {"mase": sc["baselines"]["drift"]["mase"]},
-            "moving_average": {"mase": sc["baselines"]["moving_average"]["mase"]},
+            **{b: {"mase": sc["baselines"][b]["mase"]} for b in PREDICTION_BASES[1:]
+               if b in sc["baselines"]},
+            "best_baseline": sc["best_baseline"],
             "coverage": {lv: sc["intervals"][lv]["coverage"] for lv in LEVELS}}
 
 
@@ -210,11 +240,19 @@ def pooled(fc: dict[str, np.ndarray]) -> dict:
     keep = ("mae", "rmse", "mape", "mase", "directional_accuracy", "direction_p_value")
     model = {k: sc["model"][k] for k in keep}
     model.update(dm_statistic=_finite(dm.statistic), dm_p_value=_finite(dm.p_value))
+    best = sc["best_baseline"]
+    dm_best = dm if best == "persistence" else _dm(fc, best)
     return {"n": sc["n"], "horizon": sc["horizon"], "first": sc["first"], "last": sc["last"],
             "model": model,
-            "baselines": {b: {k: sc["baselines"][b][k] for k in keep} for b in PREDICTION_BASES},
+            "baselines": {b: {k: sc["baselines"][b][k] for k in keep} for b in PREDICTION_BASES
+                          if b in sc["baselines"]},
             "intervals": {lv: {"coverage": sc["intervals"][lv]["coverage"]} for lv in LEVELS},
-            "verdict": significance.verdict(dm)}
+            "verdict": significance.verdict(dm),
+            "best_baseline": best,
+            "versus_best": {"dm_statistic": _finite(dm_best.statistic),
+                            "dm_p_value": _finite(dm_best.p_value),
+                            "verdict": significance.verdict(dm_best, reference=best)},
+            "notes": sc["notes"]}
 
 
 def _finite(x: float) -> float | None:
@@ -268,9 +306,12 @@ def predictions_frame(folds: list[Fold], results: list[dict]) -> pd.DataFrame:
             cols[f"lower_{lv}"] = fc[f"lower_{lv}"].ravel()
             cols[f"upper_{lv}"] = fc[f"upper_{lv}"].ravel()
         for b in PREDICTION_BASES:
-            cols[b] = fc[b].ravel()
+            if b in fc:  # a classical baseline left out of a fold: empty there
+                cols[b] = fc[b].ravel()
         frames.append(pd.DataFrame(cols))
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    order = [c for c in out.columns if c not in PREDICTION_BASES]
+    return out[order + [b for b in PREDICTION_BASES if b in out.columns]]
 
 
 def _plots(out: Path, cfg: Config, folds_rows: list[dict], fc, trading: dict) -> None:
@@ -278,11 +319,13 @@ def _plots(out: Path, cfg: Config, folds_rows: list[dict], fc, trading: dict) ->
 
     name = f"{cfg.model.type} on {cfg.data.ticker}"
     labels = [pd.Timestamp(r["first"]) for r in folds_rows]
-    plotting.fold_mase_plot(labels, {"model": [r["model"]["mase"] for r in folds_rows],
-                                     "drift": [r["drift"]["mase"] for r in folds_rows],
-                                     "moving average": [r["moving_average"]["mase"]
-                                                        for r in folds_rows]},
-                            out / "plots" / "fold_mase.png", f"{name}: test MASE per fold")
+    series = {"model": [r["model"]["mase"] for r in folds_rows]}
+    for b in PREDICTION_BASES[1:]:
+        if any(b in r for r in folds_rows):
+            label = classical.LABELS.get(b, b.replace("_", " "))
+            series[label] = [(r.get(b) or {}).get("mase") for r in folds_rows]
+    plotting.fold_mase_plot(labels, series, out / "plots" / "fold_mase.png",
+                            f"{name}: test MASE per fold")
     dates = pd.DatetimeIndex(fc["dates"])
     plotting.cumulative_error_plot(dates, np.abs(fc["actual"][:, 0] - fc["model"][:, 0]),
                                    np.abs(fc["actual"][:, 0] - fc["persistence"][:, 0]),

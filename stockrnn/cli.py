@@ -251,8 +251,9 @@ def run_options(f):
 @click.option("--max-mase", type=float, default=None,
               help="Exit 3 when the model's MASE is above this (quality gate for CI/cron).")
 def evaluate(run_ref, runs_dir, split, as_json, max_mase):
-    """Score a run against the persistence, drift and moving-average baselines on the same
-    points, in price units; write metrics_<split>.json and plots."""
+    """Score a run against the persistence, drift and moving-average baselines (and AutoARIMA
+    and AutoETS with the stats extra) on the same points, in price units, with a verdict
+    against the best of them; write metrics_<split>.json and plots."""
     from stockrnn import gates, render, stages
 
     run, result = stages.evaluate(run_ref, split, runs_dir)
@@ -460,8 +461,9 @@ def backtest(ctx, config_path, overrides, folds, refit, train_window, threshold,
              jobs, executor, ray_address, as_json, max_mase, wait, quiet, mlflow_uri):
     """Walk-forward evaluation: train on the rows before each of N consecutive test folds,
     forecast every point of the fold from real past data, and pool the results against the
-    persistence, drift and moving-average baselines, with a Diebold-Mariano test against
-    persistence and what a sign strategy would have earned after costs. Writes
+    persistence, drift and moving-average baselines (and AutoARIMA and AutoETS with the stats
+    extra, fitted per fold), with Diebold-Mariano tests against persistence and the best
+    baseline and what a sign strategy would have earned after costs. Writes
     runs/<run_name>/backtest-<UTC timestamp>/ and prints it last."""
     from stockrnn import backtest as bt
     from stockrnn import gates, render
@@ -519,7 +521,8 @@ def tune(config_path, overrides, trials, as_json, wait, mlflow_uri):
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="Output format of the leaderboard.")
 def compare(run_refs, runs_dir, fmt):
-    """Leaderboard of runs: model, data, look_back, epochs, test MAE, MASE, direction, time."""
+    """Leaderboard of runs: model, data, look_back, epochs, test MAE, MASE, direction, time,
+    and each run's best baseline on its own test points."""
     from stockrnn import leaderboard, render
 
     click.echo(render.leaderboard(leaderboard.collect(run_refs, runs_dir), fmt), nl=False)

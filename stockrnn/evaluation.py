@@ -1,9 +1,12 @@
 """Evaluate a run on a split: model and baselines on exactly the same points, in price units.
 
 Baselines: persistence (last observed value), drift (last value plus the training split's mean
-change per bar, times the steps ahead), moving average (mean of the last ``look_back`` values).
-MASE = model MAE / persistence MAE on the same points. Intervals are split-conformal on the
-validation split's log residuals, per horizon step; their coverage is measured on the split.
+change per bar, times the steps ahead), moving average (mean of the last ``look_back`` values),
+and, with the ``stats`` extra, AutoARIMA and AutoETS on log prices (fitted on the training
+rows only, parameters then fixed; see ``classical``). MASE = model MAE / persistence MAE on
+the same points; the best baseline is the one with the lowest MAE on them. Intervals are
+split-conformal on the validation split's log residuals, per horizon step; their coverage is
+measured on the split.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ import logging
 import numpy as np
 import pandas as pd
 
-from stockrnn import atomic, metrics, plotting
+from stockrnn import atomic, classical, metrics, plotting, render
 from stockrnn.dataset import Dataset
 from stockrnn.errors import RunError
 from stockrnn.runs import RunDir
 
 log = logging.getLogger(__name__)
 LEVELS = (0.80, 0.95)
-BASELINES = ("persistence", "drift", "moving_average")
+BASELINES = ("persistence", "drift", "moving_average")        # always there
+ALL_BASELINES = BASELINES + classical.NAMES                    # the classical ones when available
 
 
 def predict_split(model, ds: Dataset, split: str) -> np.ndarray:
@@ -33,6 +37,14 @@ def predict_split(model, ds: Dataset, split: str) -> np.ndarray:
 
 
 def baselines(ds: Dataset, split: str) -> dict[str, np.ndarray]:
+    """Every baseline's (n, horizon) forecasts in price units (see ``baselines_and_notes``)."""
+    return baselines_and_notes(ds, split)[0]
+
+
+def baselines_and_notes(ds: Dataset, split: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The baselines' (n, horizon) forecasts of a split in price units: ``BASELINES`` always,
+    AutoARIMA and AutoETS when statsforecast is installed and they fit; notes on what was left
+    out."""
     prices = ds.target_prices
     anchors = ds.splits[split].anchors
     last = prices[anchors]
@@ -42,9 +54,17 @@ def baselines(ds: Dataset, split: str) -> dict[str, np.ndarray]:
     windows = np.lib.stride_tricks.sliding_window_view(prices, ds.look_back)
     moving = windows[anchors - ds.look_back + 1].mean(axis=1)
     h = ds.horizon
-    return {"persistence": np.repeat(last[:, None], h, axis=1),
-            "drift": last[:, None] + drift * steps[None, :],
-            "moving_average": np.repeat(moving[:, None], h, axis=1)}
+    out = {"persistence": np.repeat(last[:, None], h, axis=1),
+           "drift": last[:, None] + drift * steps[None, :],
+           "moving_average": np.repeat(moving[:, None], h, axis=1)}
+    extra, notes = classical.forecasts(prices, train_end, anchors, steps)
+    out.update(extra)
+    return out, notes
+
+
+def present(fc: dict) -> list[str]:
+    """The baselines ``fc`` (forecasts, or a metrics block's ``baselines``) has, in order."""
+    return [b for b in ALL_BASELINES if b in fc]
 
 
 def interval_quantiles(model, ds: Dataset) -> list[dict[str, float]]:
@@ -71,14 +91,17 @@ def forecasts(model, ds: Dataset, split: str, quantiles) -> dict[str, np.ndarray
     """Every forecast of a split, in price units: (n, horizon) arrays ``actual``, ``model``,
     the baselines, the interval bounds ``lower_80`` ... ``upper_95`` and ``step_dates`` (the
     date each step forecasts); (n,) arrays ``last`` (the price at each origin), ``origins``
-    (each origin's date) and ``dates`` (each sample's first target date)."""
+    (each origin's date) and ``dates`` (each sample's first target date); ``notes`` (a
+    tuple of strings) says which baselines were left out and why."""
     sp = ds.splits[split]
     rows = sp.anchors[:, None] + 1 + ds.foresight + np.arange(ds.horizon)[None, :]
     out = {"dates": np.asarray(ds.target_dates(split)), "last": ds.last_prices(split),
            "origins": np.asarray(ds.frame.index[sp.anchors]),
            "step_dates": np.asarray(ds.frame.index[rows.ravel()]).reshape(rows.shape),
            "actual": ds.actual_prices(split), "model": predict_split(model, ds, split)}
-    out.update(baselines(ds, split))
+    base, notes = baselines_and_notes(ds, split)
+    out.update(base)
+    out["notes"] = tuple(notes)
     for lv in LEVELS:
         pct = int(round(lv * 100))
         out[f"lower_{pct}"], out[f"upper_{pct}"] = intervals(out["model"], quantiles, lv)
@@ -87,8 +110,8 @@ def forecasts(model, ds: Dataset, split: str, quantiles) -> dict[str, np.ndarray
 
 def score(fc: dict[str, np.ndarray]) -> dict:
     """Metrics of the model and every baseline on exactly the same points (MASE against the
-    persistence MAE of those points), per horizon step when there are several, and interval
-    coverage."""
+    persistence MAE of those points), per horizon step when there are several, interval
+    coverage, the best baseline (lowest MAE) and ``notes`` on baselines left out."""
     actual, last = fc["actual"], fc["last"]
     h = actual.shape[1]
 
@@ -107,8 +130,10 @@ def score(fc: dict[str, np.ndarray]) -> dict:
               "first": str(pd.Timestamp(fc["dates"][0]).date()),
               "last": str(pd.Timestamp(fc["dates"][-1]).date()),
               "model": block(fc["model"]),
-              "baselines": {name: block(fc[name]) for name in BASELINES},
+              "baselines": {name: block(fc[name]) for name in present(fc)},
               "intervals": {}}
+    result["best_baseline"] = render.best_baseline(result["baselines"])
+    result["notes"] = list(dict.fromkeys(fc.get("notes", ())))
     for lv in LEVELS:
         pct = int(round(lv * 100))
         lo, hi = fc[f"lower_{pct}"], fc[f"upper_{pct}"]

@@ -1,11 +1,13 @@
-"""``stockrnn compare``: a leaderboard of runs from their meta.json and metrics_test.json."""
+"""``stockrnn compare``: a leaderboard of runs from their meta.json and metrics_test.json,
+each beside its best baseline (the lowest MAE on its own test points: persistence, drift,
+moving average, AutoARIMA or AutoETS)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from stockrnn import runs
+from stockrnn import render, runs
 from stockrnn.config import runs_dir as runs_root
 from stockrnn.errors import RunError
 
@@ -26,7 +28,8 @@ def collect(refs, runs_dir=None) -> list[dict]:
         row = {"run": str(run.path), "model": meta.get("model_type"), "ticker": meta.get("ticker"),
                "look_back": None, "epochs": meta.get("epochs_run"), "test_mae": None,
                "mase": None, "directional_accuracy": None,
-               "train_seconds": meta.get("train_seconds")}
+               "train_seconds": meta.get("train_seconds"), "best_baseline": None,
+               "best_baseline_mase": None}
         try:
             import yaml
 
@@ -34,10 +37,16 @@ def collect(refs, runs_dir=None) -> list[dict]:
         except (OSError, KeyError, TypeError, ValueError):
             pass
         try:
-            m = json.loads((run.path / "metrics_test.json").read_text())["model"]
+            metrics = json.loads((run.path / "metrics_test.json").read_text())
+            m = metrics["model"]
             row.update(test_mae=m["mae"], mase=m["mase"],
                        directional_accuracy=m["directional_accuracy"])
-        except (OSError, ValueError, KeyError):
+            base = metrics.get("baselines") or {}
+            best = metrics.get("best_baseline")
+            best = best if best in base else render.best_baseline(base)
+            if best is not None:
+                row.update(best_baseline=best, best_baseline_mase=base[best].get("mase"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass  # not evaluated yet: shown as '-'
         rows.append(row)
     rows.sort(key=lambda r: (r["mase"] is None, r["mase"] or 0.0))

@@ -49,6 +49,31 @@ def splits(ds) -> str:
 # --------------------------------------------------------------------------- evaluate
 
 
+def best_baseline(baselines: dict) -> str | None:
+    """The name of the baseline with the lowest MAE (the first of equals), None when none has
+    one."""
+    known = [(m["mae"], name) for name, m in baselines.items()
+             if isinstance(m, dict) and m.get("mae") is not None and m["mae"] == m["mae"]]
+    return min(known, key=lambda t: t[0])[1] if known else None
+
+
+def versus_best(model: dict, baselines: dict, best: str | None = None) -> str | None:
+    """How the model's MAE compares with the best baseline's on the same points, in words:
+    "0.42% lower than the best baseline's (auto_arima, MAE 6.5398)"; None without
+    baselines."""
+    best = best if best in baselines else best_baseline(baselines)
+    if best is None or model.get("mae") is None:
+        return None
+    ref, mae = baselines[best]["mae"], model["mae"]
+    if ref > 0:
+        change = (1.0 - mae / ref) * 100.0
+        how = (f"{abs(change):.2f}% {'lower' if change > 0 else 'higher'} than" if abs(change)
+               >= 0.005 else "the same as")
+    else:
+        how = "the same as" if mae == ref else "higher than"
+    return f"{how} the best baseline's ({best}, MAE {ref:.4f})"
+
+
 def evaluation(result: dict) -> str:
     """``evaluate``'s table: the model and every baseline on the same points."""
     def pct(v):
@@ -66,6 +91,10 @@ def evaluation(result: dict) -> str:
     if result["horizon"] > 1:
         steps = result["model"]["per_step"]
         lines.append("model MASE per step: " + " ".join(f"{s['mase']:.3f}" for s in steps))
+    lines += [f"note: {n}" for n in result.get("notes") or []]
+    vs = versus_best(result["model"], result["baselines"], result.get("best_baseline"))
+    if vs is not None:
+        lines.append(f"verdict: the model's MAE ({result['model']['mae']:.4f}) is {vs}")
     cov = result["intervals"]
     lines.append("interval coverage: " + ", ".join(
         f"{float(k) * 100:.0f}% -> {v['coverage'] * 100:.1f}%" for k, v in cov.items()))
@@ -153,7 +182,8 @@ def batch_footer(summary: dict) -> str:
 # --------------------------------------------------------------------------- compare
 
 LEADERBOARD_COLUMNS = ("run", "model", "ticker", "look_back", "epochs", "test_mae", "mase",
-                       "directional_accuracy", "train_seconds")
+                       "directional_accuracy", "train_seconds", "best_baseline",
+                       "best_baseline_mase")
 
 
 def leaderboard(rows: list[dict], fmt: str) -> str:
@@ -162,13 +192,15 @@ def leaderboard(rows: list[dict], fmt: str) -> str:
     if fmt == "csv":
         return to_csv(rows, LEADERBOARD_COLUMNS)
     out = [f"{'model':10s} {'ticker':6s} {'look_back':>9s} {'epochs':>6s} {'test MAE':>9s} "
-           f"{'MASE':>7s} {'dir.acc':>7s} {'train s':>7s}  run"]
+           f"{'MASE':>7s} {'dir.acc':>7s} {'train s':>7s}  {'best baseline (MASE)':25s}  run"]
     for r in rows:
+        best = (f"{r['best_baseline']} ({cell(r.get('best_baseline_mase'), '.4f')})"
+                if r.get("best_baseline") else MISSING)
         out.append(f"{r['model'] or MISSING:10s} {r['ticker'] or MISSING:6s} "
                    f"{cell(r['look_back'], 'd'):>9s} {cell(r['epochs'], 'd'):>6s} "
                    f"{cell(r['test_mae'], '.4f'):>9s} {cell(r['mase'], '.4f'):>7s} "
                    f"{percent(r['directional_accuracy']):>7s} "
-                   f"{cell(r['train_seconds'], '.1f'):>7s}  {r['run']}")
+                   f"{cell(r['train_seconds'], '.1f'):>7s}  {best:25s}  {r['run']}")
     if any(r["mase"] is None for r in rows):
         out.append(f"('{MISSING}': run `stockrnn evaluate --run RUN` to score it)")
     return "\n".join(out) + "\n"
@@ -210,17 +242,30 @@ def runs_list(items: Iterable[tuple[str, bool, str]]) -> str:
 
 # --------------------------------------------------------------------------- backtest
 
+FOLD_BASELINES = ("drift", "moving_average", "auto_arima", "auto_ets")  # a MASE each, if scored
 FOLD_COLUMNS = ("fold", "first", "last", "n", "train_rows", "mae", "mase",
                 "directional_accuracy", "persistence_mae", "coverage_80", "coverage_95",
-                "run_dir")
+                "run_dir", "best_baseline", "best_baseline_mase",
+                *(f"{b}_mase" for b in FOLD_BASELINES))
+
+
+def fold_best(r: dict) -> tuple[str | None, float | None]:
+    """A fold row's best baseline and its MASE (persistence's is 1 by definition)."""
+    best = r.get("best_baseline")
+    if best is None:
+        return None, None
+    return best, 1.0 if best == "persistence" else (r.get(best) or {}).get("mase")
 
 
 def fold_csv_row(r: dict) -> dict:
+    best, best_mase = fold_best(r)
     return {"fold": r["fold"], "first": r["first"], "last": r["last"], "n": r["n"],
             "train_rows": r["train_rows"], "mae": r["model"]["mae"], "mase": r["model"]["mase"],
             "directional_accuracy": r["model"]["directional_accuracy"],
             "persistence_mae": r["persistence"]["mae"], "coverage_80": r["coverage"]["0.8"],
-            "coverage_95": r["coverage"]["0.95"], "run_dir": r["run_dir"]}
+            "coverage_95": r["coverage"]["0.95"], "run_dir": r["run_dir"],
+            "best_baseline": best, "best_baseline_mase": best_mase,
+            **{f"{b}_mase": (r.get(b) or {}).get("mase") for b in FOLD_BASELINES}}
 
 
 def backtest(summary: dict) -> str:
@@ -235,13 +280,15 @@ def backtest(summary: dict) -> str:
 def _backtest_one(s: dict) -> str:
     lines = [f"{s['ticker']}: {len(s['folds'])} folds, refit {s['refit']}, window {s['window']}",
              f"{'fold':>4s} {'first':10s} {'last':10s} {'n':>5s} {'train':>6s} {'MAE':>9s} "
-             f"{'MASE':>7s} {'dir.acc':>7s} {'cov80':>6s} {'cov95':>6s}"]
+             f"{'MASE':>7s} {'dir.acc':>7s} {'cov80':>6s} {'cov95':>6s}  best baseline (MASE)"]
     for r in s["folds"]:
         m = r["model"]
+        best, best_mase = fold_best(r)
         lines.append(f"{r['fold']:4d} {r['first']:10s} {r['last']:10s} {r['n']:5d} "
                      f"{r['train_rows']:6d} {m['mae']:9.4f} {m['mase']:7.4f} "
                      f"{percent(m['directional_accuracy']):>7s} "
-                     f"{percent(r['coverage']['0.8']):>6s} {percent(r['coverage']['0.95']):>6s}")
+                     f"{percent(r['coverage']['0.8']):>6s} {percent(r['coverage']['0.95']):>6s}"
+                     f"  {best or MISSING} ({cell(best_mase, '.4f')})")
     p = s["pooled"]
     lines.append("")
     lines.append(f"pooled: {p['n']} points, {p['first']}..{p['last']}, horizon {p['horizon']}"
@@ -252,6 +299,7 @@ def _backtest_one(s: dict) -> str:
         lines.append(f"{name:15s} {m['mae']:9.4f} {m['rmse']:9.4f} {m['mape']:6.2f}% "
                      f"{m['mase']:7.4f} {percent(m['directional_accuracy']):>7s} "
                      f"{cell(m['direction_p_value'], '6.3f'):>6s}")
+    lines += [f"note: {n}" for n in p.get("notes") or []]
     lines.append("interval coverage: " + ", ".join(
         f"{float(k) * 100:.0f}% -> {percent(v['coverage'])}" for k, v in p["intervals"].items()))
     dm = p["model"]
@@ -259,6 +307,13 @@ def _backtest_one(s: dict) -> str:
                  f"statistic {cell(dm['dm_statistic'], '.3f')}; direction right "
                  f"{percent(dm['directional_accuracy'])} (binomial p = "
                  f"{cell(dm['direction_p_value'], '.3f')})")
+    vs = versus_best(p["model"], p["baselines"], p.get("best_baseline"))
+    if vs is not None:
+        line = f"against the best baseline: the model's MAE ({dm['mae']:.4f}) is {vs}"
+        against = (p.get("versus_best") or {}).get("verdict")
+        if against:
+            line += f"; Diebold-Mariano finds it {against}"
+        lines.append(line)
     lines.append("")
     lines.append(_trading(s["trading"]))
     return "\n".join(lines) + "\n"

@@ -178,6 +178,7 @@ def run_context(path: Path, *, with_plots: bool = True) -> dict:
         "ticker": ticker, "model": model, "status": run.status, "run_dir": str(run.path),
         "facts": run_facts(meta, cfg), "versions": meta.get("versions") or {},
         "notes": notes, "metrics": metrics, "eval_note": eval_note,
+        "eval_notes": (metrics.get("notes") or []) if metrics else [],
         "rows": _eval_rows(metrics) if metrics else [],
         "per_step": [s["mase"] for s in metrics["model"].get("per_step", [])] if metrics else [],
         "coverage": _coverage(metrics["intervals"]) if metrics else [],
@@ -312,7 +313,8 @@ def _forecast(run: runs.RunDir) -> tuple[dict | None, str | None]:
 
 
 def run_verdict(metrics: dict) -> dict:
-    """The test result in words: MASE against persistence and the direction test."""
+    """The test result in words: MASE against persistence, how the model compares with the
+    best baseline (the lowest MAE on the same points), and the direction test."""
     m, p = metrics["model"], metrics["baselines"]["persistence"]
     mase, n = m["mase"], metrics["n"]
     change = (1.0 - mase) * 100.0
@@ -322,10 +324,25 @@ def run_verdict(metrics: dict) -> dict:
         tone, headline = "good", "Lower error than \u201ctomorrow = today\u201d on this test split"
     else:
         tone, headline = "bad", "Worse than \u201ctomorrow = today\u201d"
+    base = metrics["baselines"]
+    best = metrics.get("best_baseline")
+    best = best if best in base else render.best_baseline(base)
+    if best not in (None, "persistence") and base[best]["mae"] > 0:
+        gain = (1.0 - m["mae"] / base[best]["mae"]) * 100.0
+        if abs(gain) < 0.5:
+            tone, headline = "neutral", f"About as good as the best baseline, {best}"
+        elif gain > 0:
+            tone, headline = "good", "Lower error than every baseline on this test split"
+        else:
+            tone, headline = "bad", f"Worse than the best baseline, {best}"
     side = "lower" if mase < 1.0 else "higher"
     lines = [f"MASE {mase:.4f}: the model's mean absolute error ({m['mae']:.4f}) is "
              f"{abs(change):.2f}% {side} than the persistence forecast's ({p['mae']:.4f}) on the "
              f"same {n} test points ({metrics['first']} .. {metrics['last']})."]
+    vs = render.versus_best(m, base, best)
+    if vs is not None:
+        lines.append(f"Against every baseline on those points ({', '.join(base)}): the "
+                     f"model's MAE is {vs}.")
     lines.append(_direction_line(m))
     if mase < 1.0:
         lines.append("One test split cannot tell an edge from luck: a backtest (stockrnn "
@@ -449,7 +466,8 @@ def backtest_one(s: dict, path: Path, prefix: str = "") -> dict:
     plots = {key: _image(path / "plots" / name, caption) for key, name, caption in BACKTEST_PLOTS}
     return {"ticker": s.get("ticker", "?"), "prefix": prefix, "dir": str(path), "facts": facts,
             "versions": fold_meta.get("versions") or {},
-            "folds": s.get("folds", []), "pooled": pooled,
+            "folds": [{**f, "best": render.fold_best(f)} for f in s.get("folds", [])],
+            "pooled": pooled, "notes": pooled.get("notes") or [],
             "rows": _eval_rows(pooled), "coverage": _coverage(pooled.get("intervals", {})),
             "verdict": backtest_verdict(pooled, trading),
             "trading": trading, "trading_rows": _trading_rows(trading), "plots": plots}
@@ -466,6 +484,14 @@ def backtest_verdict(pooled: dict, trading: dict) -> dict:
              f"{render.cell(m.get('dm_statistic'), '.3f')}, p = "
              f"{render.cell(m.get('dm_p_value'), '.3f')}) finds it {verdict}.",
              _direction_line(m)]
+    name = pooled.get("best_baseline")
+    against = (pooled.get("versus_best") or {}).get("verdict") or ""
+    vs = render.versus_best(m, pooled.get("baselines") or {}, name)
+    if vs is not None:
+        line = f"Against the best baseline: the model's MAE is {vs}"
+        if against:
+            line += f"; Diebold-Mariano finds it {against}"
+        lines.append(line + ".")
     strat, hold = _total(trading, "strategy"), _total(trading, "buy_and_hold")
     if strat is not None and hold is not None:
         than = "more" if strat > hold else "less"
@@ -474,6 +500,13 @@ def backtest_verdict(pooled: dict, trading: dict) -> dict:
     headline = {"good": "An edge over \u201ctomorrow = today\u201d that is unlikely to be luck",
                 "bad": "Worse than \u201ctomorrow = today\u201d, and not by luck",
                 "neutral": "No edge over \u201ctomorrow = today\u201d that luck cannot explain"}
+    if name not in (None, "persistence") and against:  # the best baseline decides
+        tone = "good" if against.startswith("better") else \
+            "bad" if against.startswith("worse") else "neutral"
+        headline = {"good": "An edge over every baseline that is unlikely to be luck",
+                    "bad": f"Worse than the best baseline, {name}, and not by luck",
+                    "neutral": f"No edge over the best baseline, {name}, that luck cannot "
+                               "explain"}
     return {"tone": tone, "headline": headline[tone], "lines": lines}
 
 

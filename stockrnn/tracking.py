@@ -248,15 +248,31 @@ def _read_json(path: Path) -> dict | None:
 
 def split_metrics(result: dict, prefix: str) -> dict[str, float]:
     """An evaluation result (metrics_<split>.json) as ``<prefix>_mae``, ``<prefix>_mase``, ...,
-    ``<prefix>_persistence_mae`` and ``<prefix>_coverage_80``/``_95``."""
+    ``<prefix>_persistence_mae``, each other baseline's ``<prefix>_<baseline>_mase`` (drift,
+    moving_average, auto_arima, auto_ets: those scored), ``<prefix>_best_baseline_mase`` and
+    ``<prefix>_coverage_80``/``_95``."""
     out = {f"{prefix}_{k}": (result.get("model") or {}).get(k) for k in SPLIT_METRICS}
-    out[f"{prefix}_persistence_mae"] = ((result.get("baselines") or {}).get("persistence")
-                                        or {}).get("mae")
+    base = result.get("baselines") or {}
+    out[f"{prefix}_persistence_mae"] = (base.get("persistence") or {}).get("mae")
+    out.update(baseline_mases(base, prefix, result.get("best_baseline")))
     for level, iv in (result.get("intervals") or {}).items():
         try:
             out[f"{prefix}_coverage_{round(float(level) * 100)}"] = iv.get("coverage")
         except (TypeError, ValueError, AttributeError):
             continue
+    return out
+
+
+def baseline_mases(baselines: dict, prefix: str, best: str | None = None) -> dict[str, float]:
+    """``<prefix>_<baseline>_mase`` for each baseline but persistence (always 1) and
+    ``<prefix>_best_baseline_mase`` (the lowest MAE's)."""
+    from stockrnn import render
+
+    out = {f"{prefix}_{name}_mase": m.get("mase") for name, m in baselines.items()
+           if name != "persistence" and isinstance(m, dict)}
+    best = best if best in baselines else render.best_baseline(baselines)
+    if best is not None:
+        out[f"{prefix}_best_baseline_mase"] = baselines[best].get("mase")
     return out
 
 
@@ -468,6 +484,10 @@ class Session:
             metrics = {f"pooled_{k}": v for k, v in (pooled.get("model") or {}).items()}
             metrics["pooled_persistence_mae"] = (pooled.get("baselines", {})
                                                  .get("persistence", {}).get("mae"))
+            metrics.update(baseline_mases(pooled.get("baselines") or {}, "pooled",
+                                          pooled.get("best_baseline")))
+            metrics["pooled_versus_best_dm_p_value"] = (pooled.get("versus_best")
+                                                        or {}).get("dm_p_value")
             metrics.update({"pooled_n": pooled.get("n"), "folds": len(summary["folds"]),
                             "seconds": summary.get("seconds")})
             trading = summary.get("trading") or {}
@@ -490,6 +510,8 @@ class Session:
         metrics = {"test_mae": row["model"].get("mae"), "test_mase": row["model"].get("mase"),
                    "test_directional_accuracy": row["model"].get("directional_accuracy"),
                    "test_persistence_mae": row.get("persistence", {}).get("mae"),
+                   **{f"test_{b}_mase": (row.get(b) or {}).get("mase")
+                      for b in ("drift", "moving_average", "auto_arima", "auto_ets") if b in row},
                    "test_n": row.get("n"), "train_rows": row.get("train_rows")}
         own = run.path.name == f"{k:02d}" and str(run.path) not in self._logged_dirs
         if own and run.meta_file.is_file():  # the fold's own model: its whole run directory
