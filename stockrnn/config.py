@@ -15,10 +15,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from stockrnn import tickers
-from stockrnn.data import intervals
+from stockrnn.data import calendars, intervals
 from stockrnn.errors import ConfigError
 
 Column = Literal["Open", "High", "Low", "Close", "Volume"]
@@ -54,7 +61,13 @@ class DataConfig(Section):
     interval: str = Field("1d", description="Bar interval (yfinance names): 1m, 2m, 5m, 15m, 30m, 60m, 90m, 1h, 1d, 5d, 1wk, 1mo or 3mo.")
     features: tuple[Column, ...] = Field(("Close",), min_length=1, description="Input columns, any of Open, High, Low, Close, Volume (each once).")
     target: Literal["Open", "High", "Low", "Close"] = Field("Close", description="Predicted column (need not be an input).")
-    max_age_days: int = Field(7, ge=0, description="predict: stored yahoo data older than this many days are stale (exit 1 unless --allow-stale).")
+    max_age_days: int = Field(7, ge=0, description="predict: stored yahoo data that lack more than this many closed sessions of data.calendar (the latest bars missing, counted in sessions, not calendar days) are stale (exit 1 unless --allow-stale).")
+    calendar: str | None = Field(None, description="Exchange calendar of the ticker's bars: its sessions date forecasts, the stale-data and store-gap rules count them, and its close (early closes included) ends today's bar. An exchange_calendars name (XNYS, XTKS, XLON, XETR, ...; aliases like NYSE too), 24/7 (crypto: every day) or 24/5 (FX: weekdays, no holidays). Default (null or auto): from the ticker's suffix: none or ^index: XNYS, .T: XTKS, .L: XLON, .DE: XETR, .PA: XPAR, .TO: XTSE, .HK: XHKG, .AX: XASX, -USD: 24/7, =X: 24/5 (docs/data.md lists them all).")
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar_name(cls, value):
+        return calendars.check(value)
 
     @model_validator(mode="after")
     def _check(self):
@@ -333,7 +346,9 @@ class Config(Section):
     def dataset_hash(self) -> str:
         """Hash of everything that shapes the prepared dataset (not the model or training)."""
         keys = ("data", "window", "split", "scaling")
-        blob = json.dumps({k: self.to_dict()[k] for k in keys}, sort_keys=True)
+        raw = {k: self.to_dict()[k] for k in keys}
+        raw["data"].pop("calendar")  # dates forecasts and staleness, not the windows
+        blob = json.dumps(raw, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -221,10 +221,10 @@ def is_export(folder: Path) -> bool:
 
 def last_window(run: runs.RunDir, transform, look_back: int) -> np.ndarray:
     """The run's last ``look_back + 1`` bars (series.csv), as the export takes them."""
-    import pandas as pd
+    from stockrnn.data import frames
 
     try:
-        frame = pd.read_csv(run.series, index_col="Date")
+        frame = frames.read_csv(run.series)
         values = frame[columns(transform)].to_numpy(dtype="float64")[-(look_back + 1):]
     except (OSError, ValueError, KeyError) as exc:
         raise RunError(f"{run.series}: unreadable ({exc})") from None

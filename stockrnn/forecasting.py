@@ -1,7 +1,8 @@
 """Load a run and forecast the next bars from the latest stored data, with conformal intervals.
 
 Everything comes from the run directory (config, scaler, model, interval quantiles) plus the
-store's current prices: the scaler is the run's own, never refitted on newer data.
+store's current prices: the scaler is the run's own, never refitted on newer data. Forecast
+dates are the run's exchange calendar's next sessions (``data.calendars``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 from stockrnn import dataset, evaluation
 from stockrnn.backend import use
 from stockrnn.config import Config
-from stockrnn.data import intervals
+from stockrnn.data import calendars, frames
 from stockrnn.data.store import Store
 from stockrnn.errors import ConfigError, DataError, RunError
 from stockrnn.features.transforms import Transform
@@ -40,7 +41,7 @@ def run_dataset(run: RunDir, cfg: Config, transform: Transform) -> dataset.Datas
     """Rebuild the run's windows from its own saved prices and split rows (as meta.json
     recorded them), and check the scaler matches."""
     try:
-        frame = pd.read_csv(run.series, index_col="Date", parse_dates=["Date"])
+        frame = frames.read_csv(run.series)
     except (OSError, ValueError) as exc:
         raise RunError(f"{run.series}: unreadable ({exc})") from None
     recorded = run.meta().get("data", {}).get("splits", {})
@@ -80,8 +81,18 @@ def load_run(run: RunDir, backend: str | None = None) -> tuple[Config, Transform
     return cfg, transform, model, evaluation.load_quantiles(run)
 
 
+def calendar_of(run: RunDir, cfg: Config) -> str:
+    """The run's exchange calendar: data.calendar when the config names one, else the one
+    meta.json recorded at training, else the ticker's default."""
+    return cfg.data.calendar or run.meta().get("calendar") \
+        or calendars.resolve(None, cfg.data.ticker)
+
+
 def current_prices(cfg: Config, as_of: dt.date | None, allow_stale: bool,
-                   today: dt.date | None = None) -> pd.DataFrame:
+                   now: pd.Timestamp | None = None, calendar: str | None = None) -> pd.DataFrame:
+    """The stored prices to forecast from: up to ``as_of``, else all of them, checked for
+    staleness: yahoo data that lack more than data.max_age_days closed sessions of the calendar
+    by ``now`` (tz-aware; default the clock) exit 1 unless ``allow_stale``."""
     frame = dataset.select(Store(cfg.data_dir).read(cfg.data.ticker, cfg.data.interval),
                            cfg.model_copy(update={"data": cfg.data.model_copy(update={"end": None})}))
     if as_of is not None:
@@ -90,20 +101,31 @@ def current_prices(cfg: Config, as_of: dt.date | None, allow_stale: bool,
             raise DataError(f"no stored data for {cfg.data.ticker} on or before {as_of}")
         return frame
     last = frame.index[-1].date()
-    age = ((today or dt.date.today()) - last).days
-    if cfg.data.source == "yahoo" and age > cfg.data.max_age_days and not allow_stale:
-        raise DataError(f"stored data for {cfg.data.ticker} end on {last} ({age} days ago, more "
-                        f"than data.max_age_days={cfg.data.max_age_days}): run `stockrnn fetch "
-                        f"{cfg.data.ticker}` first, or pass --as-of DATE or --allow-stale")
-    if age > cfg.data.max_age_days:
-        log.warning("forecasting from %s data that end on %s (%d days ago)",
-                    cfg.data.source, last, age)
+    days = ((now.date() if now is not None else dt.date.today()) - last).days
+    limit = cfg.data.max_age_days
+    if days <= limit:  # at most one session a day: not stale, no calendar needed
+        return frame
+    cal = calendar or calendars.resolve(cfg.data.calendar, cfg.data.ticker)
+    age = calendars.closed_after(cal, last, now if now is not None
+                                 else pd.Timestamp.now(tz="UTC"))
+    if age <= limit:
+        return frame
+    if cfg.data.source == "yahoo" and not allow_stale:
+        raise DataError(f"stored data for {cfg.data.ticker} end on {last} ({days} days ago, "
+                        f"{age} {cal} sessions missing: more than data.max_age_days={limit}): "
+                        f"run `stockrnn fetch {cfg.data.ticker}` first, or pass --as-of DATE "
+                        "or --allow-stale")
+    log.warning("forecasting from %s data that end on %s (%d days ago, %d %s sessions missing)",
+                cfg.data.source, last, days, age, cal)
     return frame
 
 
 def forecast(run: RunDir, steps: int | None = None, as_of: dt.date | None = None,
-             allow_stale: bool = False, today: dt.date | None = None) -> Forecast:
+             allow_stale: bool = False, now: pd.Timestamp | None = None) -> Forecast:
+    """The next ``steps`` bars (default: the run's horizon) after the last stored bar (up to
+    ``as_of``), dated by the run's exchange calendar (its next sessions for daily bars)."""
     cfg, transform, model, quantiles = load_run(run)
+    cal = calendar_of(run, cfg)
     w = cfg.window
     steps = steps or w.horizon
     if steps <= 0:
@@ -112,7 +134,7 @@ def forecast(run: RunDir, steps: int | None = None, as_of: dt.date | None = None
     if recursive and (w.foresight != 0 or list(cfg.data.features) != [cfg.data.target]):
         raise ConfigError(f"--steps {steps} exceeds the trained horizon {w.horizon}; recursive "
                           "forecasting needs foresight 0 and features == [target]")
-    frame = current_prices(cfg, as_of, allow_stale, today)
+    frame = current_prices(cfg, as_of, allow_stale, now, cal)
     need = w.look_back + transform.first_valid_row
     if len(frame) < need:
         raise DataError(f"{cfg.data.ticker}: {len(frame)} stored rows, need {need} for one window")
@@ -131,7 +153,11 @@ def forecast(run: RunDir, steps: int | None = None, as_of: dt.date | None = None
     pred = np.array(out[:steps])
     table = _with_intervals(pred, quantiles, w.horizon)
     start = frame.index[-1]
-    dates = future_dates(start, steps + w.foresight, cfg.data.interval)[w.foresight:]
+    try:
+        dates = calendars.future_dates(cal, start, steps + w.foresight,
+                                       cfg.data.interval)[w.foresight:]
+    except ValueError as exc:
+        raise DataError(f"{cfg.data.ticker}: {exc}") from None
     table.index = pd.DatetimeIndex(dates, name="date")
     table["recursive"] = np.arange(steps) >= w.horizon
     hist = frame[cfg.data.target].iloc[-120:]
@@ -150,10 +176,3 @@ def _with_intervals(pred: np.ndarray, quantiles: list[dict], horizon: int) -> pd
         cols[f"lower_{pct}"] = pred * np.exp(-qk)
         cols[f"upper_{pct}"] = pred * np.exp(qk)
     return pd.DataFrame(cols)
-
-
-def future_dates(last: pd.Timestamp, n: int, interval: str) -> pd.DatetimeIndex:
-    """The next ``n`` bar dates after ``last``: business days for daily data (weekends skipped)."""
-    freq = intervals.get(interval).freq
-    return pd.date_range(last, periods=n + 1, freq=freq)[1:] if freq != "B" else \
-        pd.bdate_range(last + pd.Timedelta(days=1), periods=n)

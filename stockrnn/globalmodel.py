@@ -24,6 +24,7 @@ import numpy as np
 
 from stockrnn import atomic, batchrow, dataset, locking, runs, stages, tickers
 from stockrnn.config import Config
+from stockrnn.data import calendars
 from stockrnn.errors import ConfigError
 from stockrnn.options import RunOptions
 
@@ -166,5 +167,7 @@ def _member(grun: runs.RunDir, tcfg: Config, ds: dataset.Dataset, facts: dict,
                        ticker=tcfg.data.ticker.upper(), model_type=tcfg.model.type,
                        scope="global", global_run=str(grun.path), tickers=meta["tickers"],
                        config_hash=tcfg.dataset_hash(), versions=meta["versions"],
-                       data=ds.meta(), **facts)
+                       data=ds.meta(),
+                       calendar=calendars.resolve(tcfg.data.calendar, tcfg.data.ticker),
+                       **facts)
     return member

@@ -29,6 +29,7 @@ import pandas as pd
 
 from stockrnn import atomic, dataset, locking, render, runs, tickers, tracking
 from stockrnn.config import Config
+from stockrnn.data import calendars, frames
 from stockrnn.data.sources import make_source
 from stockrnn.data.store import Store, UpdateResult
 from stockrnn.errors import FetchError, PipelineError, RunError, StockRNNError
@@ -75,8 +76,10 @@ def update(cfg: Config, full: bool = False, wait: float = 0.0) -> UpdateResult:
     """Fetch the new bars of a one-ticker config's ticker from its source into the store."""
     d = cfg.data
     store = Store(cfg.data_dir)
-    src = make_source(d.source, csv_path=d.path, column=d.column, cache_dir=store.cache_dir)
-    return store.update(src, d.ticker, d.interval, d.start, d.end, full=full, wait=wait)
+    src = make_source(d.source, csv_path=d.path, column=d.column, cache_dir=store.cache_dir,
+                      calendar=d.calendar)
+    return store.update(src, d.ticker, d.interval, d.start, d.end, full=full, wait=wait,
+                        calendar=d.calendar)
 
 
 def fetch(cfg: Config, allow_stale: bool = False, wait: float = 0.0) -> str:
@@ -174,7 +177,7 @@ def train(cfg: Config, opts: RunOptions = DEFAULT, *, lock: bool = True,
         run = _resumable(cfg) if opts.resume else None
         if run is not None:
             log.info("resuming %s", run.path)
-            frame = pd.read_csv(run.series, index_col="Date", parse_dates=["Date"])
+            frame = frames.read_csv(run.series)
             ds = dataset.load(cfg, frame) or dataset.build(frame, cfg)
         elif prepared is not None:
             ds = prepared
@@ -201,7 +204,7 @@ def start_run(run: runs.RunDir, cfg: Config, ds: dataset.Dataset, **meta) -> Non
     atomic.write_json(run.scaler, ds.transform.to_dict())
     runs.start(run, backend=cfg.backend, seed=cfg.train.seed, model_type=cfg.model.type,
                ticker=cfg.data.ticker.upper(), config_hash=cfg.dataset_hash(), data=ds.meta(),
-               **meta)
+               calendar=calendars.resolve(cfg.data.calendar, cfg.data.ticker), **meta)
 
 
 def fit_run(run: runs.RunDir, cfg: Config, ds: dataset.Dataset, opts: RunOptions = DEFAULT):

@@ -100,14 +100,18 @@ def require(cfg: Config) -> None:
 
 def same_config(saved_yaml: str, cfg: Config) -> bool:
     """Whether a run's config.yaml is ``cfg`` apart from the tracking section (where a run is
-    logged, not what it trains), so ``--resume`` may add or drop ``--mlflow``."""
+    logged, not what it trains), so ``--resume`` may add or drop ``--mlflow``. The saved config
+    is validated first, so a key added to stockrnn since the run started compares as its
+    default."""
     import yaml
+    from pydantic import ValidationError
 
     try:
         saved = yaml.safe_load(saved_yaml)
-    except yaml.YAMLError:
+        saved = Config.model_validate(saved).to_dict() if isinstance(saved, dict) else None
+    except (yaml.YAMLError, ValidationError):
         return False
-    if not isinstance(saved, dict):
+    if saved is None:
         return False
     now = cfg.to_dict()
     for raw in (saved, now):

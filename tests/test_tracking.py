@@ -314,6 +314,10 @@ def test_resume_may_add_or_drop_tracking_but_not_change_what_is_trained():
     assert same_config(tracked.to_yaml(), plain) and same_config(plain.to_yaml(), tracked)
     older = {k: v for k, v in plain.to_dict().items() if k != "tracking"}  # before tracking
     assert same_config(yaml.safe_dump(older, sort_keys=False), tracked)
+    # a run started before data.calendar existed resumes (the missing key is its default)
+    data = {k: v for k, v in plain.to_dict()["data"].items() if k != "calendar"}
+    assert same_config(yaml.safe_dump({**plain.to_dict(), "data": data}), plain)
+    assert not same_config(yaml.safe_dump({**plain.to_dict(), "data": {**data, "nope": 1}}), plain)
     assert not same_config(plain.to_yaml(), load_config(None, [*TINY, "window.look_back=6"]))
     assert not same_config("{not: [yaml", plain) and not same_config("[1, 2]", plain)
 

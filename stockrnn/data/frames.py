@@ -60,3 +60,12 @@ def validate(df: pd.DataFrame, what: str) -> None:
             raise DataError(f"{what}: High < Low on {bad[0].date()}")
     if not np.isfinite(df["Close"].dropna().to_numpy()).all():
         raise DataError(f"{what}: Close has infinite values")
+
+
+def read_csv(path) -> pd.DataFrame:
+    """A price CSV that stockrnn wrote (the store's files, a run's series.csv): Date index,
+    float columns, read back exactly (pandas 2's default float parser can be off by one unit in
+    the last place; ``round_trip`` is exact on every pandas)."""
+    return pd.read_csv(path, index_col="Date", parse_dates=["Date"],
+                       float_precision="round_trip").astype("float64")
+

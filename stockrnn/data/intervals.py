@@ -1,7 +1,8 @@
 """The bar intervals stockrnn knows (yfinance's names), and what each means.
 
-``freq`` is the pandas frequency of the next bar dates a forecast is labelled with (business
-days for daily bars), ``per_year`` the bars in a year (for annualising returns), ``daily``
+``freq`` is a bar's length as a pandas frequency (intraday forecasts step by it inside the
+exchange's sessions; forecast dates of daily and longer bars come from the exchange calendar,
+see ``calendars``), ``per_year`` the bars in a year (for annualising returns), ``daily``
 whether a bar is a whole session or more (its timestamp is a date).
 """
 

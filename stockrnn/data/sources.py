@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from stockrnn.data import intervals
+from stockrnn.data import calendars
 from stockrnn.data.csvfile import read_price_csv
 from stockrnn.data.frames import COLUMNS, normalize
 from stockrnn.errors import ConfigError, DataError, FetchError, NoDataError, TickerMissingError
@@ -97,7 +97,9 @@ class YahooSource:
                  client: Callable[[str], Any] | None = None, retries: int = 4,
                  backoff: float = 1.0, max_backoff: float = 30.0,
                  sleep: Callable[[float], None] = time.sleep,
-                 now: Callable[[Any], pd.Timestamp] | None = None):
+                 now: Callable[[Any], pd.Timestamp] | None = None,
+                 calendar: str | None = None):
+        self.calendar = calendar   # data.calendar (None: from each ticker)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self._client = client
         self.retries = retries
@@ -131,7 +133,7 @@ class YahooSource:
             raise NoDataError(f"no data for {ticker} from Yahoo Finance "
                               f"(unknown or delisted ticker, or nothing in {start}..{end})")
         df = flatten_columns(raw, ticker)
-        df = self._drop_open_bar(df, interval)
+        df = self._drop_open_bar(df, interval, calendars.resolve(self.calendar, ticker))
         df = normalize(df, interval)
         if df.empty:
             raise NoDataError(f"no data for {ticker} from Yahoo Finance (only empty rows)")
@@ -171,16 +173,23 @@ class YahooSource:
                 delay = min(delay * 2, self.max_backoff)
         raise AssertionError("unreachable")
 
-    def _drop_open_bar(self, df: pd.DataFrame, interval: str) -> pd.DataFrame:
-        """Drop today's bar while the exchange may still be trading (before 17:00 local)."""
-        if not intervals.get(interval).daily or df.empty:
+    def _drop_open_bar(self, df: pd.DataFrame, interval: str, calendar: str) -> pd.DataFrame:
+        """Drop today's daily bar while its session is still open: before the calendar's close
+        of that day (early closes included), or before 17:00 local on a day that the calendar
+        has no session."""
+        if interval != "1d" or df.empty:
             return df
         idx = pd.DatetimeIndex(df.index)
-        tz = idx.tz or "America/New_York"
+        tz = idx.tz or calendars.timezone(calendar)
         now = self._now(tz)
         last = idx[-1] if idx.tz is not None else idx[-1].tz_localize(tz)
-        if interval == "1d" and last.date() == now.date() and now.hour < 17:
-            log.info("dropping today's still-open bar %s", last.date())
+        if last.date() != now.date():
+            return df
+        close = calendars.session_close(calendar, last.date())
+        still_open = now.hour < 17 if close is None else now < close
+        if still_open:
+            log.info("dropping today's still-open bar %s (%s closes at %s)", last.date(),
+                     calendar, "17:00 local" if close is None else f"{close:%H:%M %Z}")
             return df.iloc[:-1]
         return df
 
@@ -251,27 +260,30 @@ class SyntheticSource:
         return df
 
 
-def _csv(csv_path, column, cache_dir) -> Source:
+def _csv(csv_path, column, cache_dir, calendar) -> Source:
     if csv_path is None:
         raise ConfigError("the csv source needs a file: pass --csv PATH (or data.path)")
     return CsvSource(csv_path, column)
 
 
-# name -> factory(csv_path, column, cache_dir)
+# name -> factory(csv_path, column, cache_dir, calendar)
 REGISTRY: dict[str, Callable[..., Source]] = {
-    "yahoo": lambda csv_path, column, cache_dir: YahooSource(cache_dir=cache_dir),
+    "yahoo": lambda csv_path, column, cache_dir, calendar: YahooSource(cache_dir=cache_dir,
+                                                                       calendar=calendar),
     "csv": _csv,
-    "sample": lambda csv_path, column, cache_dir: SampleSource(column),
-    "synthetic": lambda csv_path, column, cache_dir: SyntheticSource(),
+    "sample": lambda csv_path, column, cache_dir, calendar: SampleSource(column),
+    "synthetic": lambda csv_path, column, cache_dir, calendar: SyntheticSource(),
 }
 SOURCES = tuple(REGISTRY)
 
 
 def make_source(name: str, *, csv_path: str | Path | None = None, column: str | None = None,
-                cache_dir: str | Path | None = None) -> Source:
+                cache_dir: str | Path | None = None, calendar: str | None = None) -> Source:
+    """The source ``name``; ``calendar`` (data.calendar, None: from each ticker) tells the
+    yahoo source when today's bar closes."""
     if name not in REGISTRY:
         raise ConfigError(f"unknown source {name!r}; valid: {', '.join(SOURCES)}")
-    return REGISTRY[name](csv_path, column, cache_dir)
+    return REGISTRY[name](csv_path, column, cache_dir, calendar)
 
 
 __all__ = ["COLUMNS", "SOURCES", "CsvSource", "SampleSource", "Source",

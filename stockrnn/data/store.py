@@ -18,6 +18,7 @@ import pandas as pd
 
 from stockrnn import atomic, locking, tickers
 from stockrnn.config import data_dir
+from stockrnn.data import calendars, frames, intervals
 from stockrnn.data.frames import validate
 from stockrnn.data.sources import Source
 from stockrnn.errors import ConfigError, DataError, NoDataError, TickerMissingError
@@ -75,7 +76,7 @@ class Store:
             raise DataError(f"no stored data for {ticker} ({interval}) in {self.dir}/: "
                             f"run `stockrnn fetch {ticker}` first")
         try:
-            df = pd.read_csv(path, index_col="Date", parse_dates=["Date"]).astype("float64")
+            df = frames.read_csv(path)
         except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise DataError(f"{path}: stored file is unreadable ({exc}); "
                             "refetch with `stockrnn fetch --full`") from None
@@ -114,8 +115,10 @@ class Store:
 
     def update(self, source: Source, ticker: str, interval: str = "1d",
                start: dt.date | None = None, end: dt.date | None = None,
-               full: bool = False, wait: float = 0.0) -> UpdateResult:
-        """Fetch ``ticker`` and merge it into the store (incrementally unless ``full``)."""
+               full: bool = False, wait: float = 0.0,
+               calendar: str | None = None) -> UpdateResult:
+        """Fetch ``ticker`` and merge it into the store (incrementally unless ``full``).
+        ``calendar`` (data.calendar; None: from the ticker) is what the gap rule counts."""
         with locking.hold(self.lock_path, wait):
             old = None if full or not self.exists(ticker, interval) else self.read(ticker, interval)
             if old is None:
@@ -134,7 +137,7 @@ class Store:
                 new = source.fetch(ticker, start, end, interval)
                 return self._result(ticker, interval, new, source, added=len(new) - len(old),
                                     refetched=True)
-            _check_no_gap(ticker, old, new)
+            _check_no_gap(ticker, old, new, interval, calendars.resolve(calendar, ticker))
             # a merge never drops stored rows (--start/--end narrow what is read, not the store;
             # --full replaces it)
             merged = pd.concat([old, new])
@@ -153,20 +156,31 @@ class Store:
                             df.index[-1].date(), path, refetched=refetched)
 
 
-MAX_GAP = pd.Timedelta(days=7)  # longer than any exchange holiday run
+MAX_GAP = pd.Timedelta(days=7)  # multi-session bars (5d, 1wk, ...): slack beyond one bar
 
 
-def _check_no_gap(ticker: str, old: pd.DataFrame, new: pd.DataFrame) -> None:
+def _check_no_gap(ticker: str, old: pd.DataFrame, new: pd.DataFrame, interval: str,
+                  calendar: str) -> None:
     """New rows that neither overlap nor adjoin the stored ones would leave a hole in the
-    history (windows would then span it as if it were one bar)."""
+    history (windows would then span it as if it were one bar). Daily and intraday bars adjoin
+    when no session of ``calendar`` lies between them (a holiday or a weekend is no gap);
+    longer bars when they are at most one bar plus MAX_GAP apart."""
     if new.empty:
         return
-    if new.index[0] > old.index[-1] + MAX_GAP or new.index[-1] < old.index[0] - MAX_GAP:
+    pairs = ((old.index[-1], new.index[0]), (new.index[-1], old.index[0]))
+    if interval == "1d" or not intervals.get(interval).daily:
+        missing = max(calendars.sessions_between(calendar, a, b) if b > a else 0
+                      for a, b in pairs)
+        gap, detail = missing > 0, f" of {missing} {calendar} sessions"
+    else:
+        bar = pd.Timedelta(days=365.25 / intervals.get(interval).per_year)
+        gap, detail = any(b > a + bar + MAX_GAP for a, b in pairs), ""
+    if gap:
         raise DataError(
             f"{ticker}: the new rows ({new.index[0].date()}..{new.index[-1].date()}) do not "
             f"meet the stored ones ({old.index[0].date()}..{old.index[-1].date()}); merging "
-            "them would leave a gap. Fetch a range that overlaps, or replace the store with "
-            "--full")
+            f"them would leave a gap{detail}. Fetch a range that overlaps, or replace the "
+            "store with --full")
 
 
 def _describe(ticker: str, interval: str, df: pd.DataFrame, source: str) -> dict:
