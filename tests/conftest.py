@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,28 @@ from helpers import (
     seed_store,
     write_close_csv,
 )
+
+
+# Several test processes (pytest-xdist, see the Makefile) share the cores: each gets its share of
+# the math libraries' threads, set before anything imports TensorFlow (as `--jobs` workers do).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    from stockrnn.jobs import limit_threads
+
+    limit_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
+
+# The slowest files first (measured, slowest first): the test processes take whole files
+# (--dist loadfile) in this order, so the last file a process takes is a short one and both
+# finish together. Files not named here keep their order after these.
+SLOW_FILES = ("test_backtest.py", "test_training.py", "test_faults.py", "test_cli_run.py",
+              "test_backends.py", "test_batch.py", "test_honesty.py", "test_ci_example.py",
+              "test_cli_train.py", "test_report.py", "test_tracking.py", "test_dataset.py",
+              "test_classical.py", "test_cron_example.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))
 
 
 @pytest.fixture(autouse=True)
