@@ -8,8 +8,10 @@ atomically after each epoch, so an epoch trained again after ``--resume`` replac
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
+import os
 import shutil
 import sys
 import time
@@ -238,6 +240,7 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
             log.warning("checkpoint %s is unreadable (%s); using EarlyStopping's best weights",
                         best_path, type(exc).__name__)
     atomic.write_with(run.model, lambda tmp: model.save(tmp), suffix=".keras")
+    remember(run.model, model)  # evaluate and predict in this process use it as it is
 
     return {"epochs_run": int(len(history)),
             "best_epoch": 0 if kept_start else int(history["val_loss"].idxmin()) + 1,
@@ -272,6 +275,34 @@ def predict(model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty((0, model.output_shape[-1]), "float32")
 
 
+# Models this process saved or loaded, by the identity of their file (path, inode, mtime,
+# size): loading an unchanged file again returns the same model, so `run` (train, evaluate,
+# predict) builds and traces one model instead of one per stage. Any change to the file (an
+# atomic replace, a damaged write) changes its identity, and it is loaded again.
+_MODELS: collections.OrderedDict = collections.OrderedDict()
+_MODELS_KEPT = 4
+
+
+def _identity(path: Path) -> tuple:
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def remember(path: Path, model) -> None:
+    """``model`` is what ``path`` (just written from it) holds."""
+    _MODELS[_identity(path)] = model
+    while len(_MODELS) > _MODELS_KEPT:
+        _MODELS.popitem(last=False)
+
+
 def load_model(path: Path):
+    """The Keras model in ``path`` (uncompiled: for predictions), shared while the file is
+    unchanged."""
     keras = use()
-    return keras.models.load_model(path, compile=False)
+    key = _identity(path)
+    if key in _MODELS:
+        _MODELS.move_to_end(key)
+        return _MODELS[key]
+    model = keras.models.load_model(path, compile=False)
+    remember(path, model)
+    return model

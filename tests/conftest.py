@@ -31,7 +31,6 @@ from helpers import (
     write_close_csv,
 )
 
-
 # Several test processes (pytest-xdist, see the Makefile) share the cores: each gets its share of
 # the math libraries' threads, set before anything imports TensorFlow (as `--jobs` workers do).
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
