@@ -11,6 +11,7 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import SMOKE, copy_run
 
@@ -192,3 +193,25 @@ def test_a_failing_prepare_has_no_run_dir(pipeline):
         stages.run_all(cfg)
     assert [s.name for s in info.value.stages] == ["fetch"]
     assert info.value.run_dir is None and "too few" in str(info.value) and trained == []
+
+
+def test_a_model_file_is_loaded_once_while_it_is_unchanged(smoke_run, work):
+    """training.load_model shares the model of an unchanged file (train, evaluate and predict
+    in one process trace one model); a replaced or damaged file is read again."""
+    from stockrnn import training
+
+    run = copy_run(smoke_run, work / "run")
+    path = run / "model.keras"
+    first = training.load_model(path)
+    assert training.load_model(path) is first
+    blob = path.read_bytes()
+    tmp = path.with_name("replacement.keras")
+    tmp.write_bytes(blob)
+    tmp.replace(path)  # same bytes, a new file: loaded again
+    again = training.load_model(path)
+    assert again is not first
+    for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    path.write_bytes(blob[: len(blob) // 2])  # damaged in place
+    with pytest.raises(Exception):  # noqa: B017 (Keras raises several kinds)
+        training.load_model(path)
