@@ -6,7 +6,7 @@ import dataclasses
 
 FAMILIES = ("simple_rnn", "lstm", "gru", "conv1d")
 BACKENDS = ("tensorflow", "jax")
-DATASETS = ("sample", "random_walk", "ar1")
+DATASETS = ("sample", "random_walk", "ar1", "threshold_ar")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,11 +22,13 @@ class Mode:
     smoke_runs: int = 1          # 0 = skip `stockrnn run` / `predict` / train RSS
     # prepare: rows -> timing repeats
     prepare_rows: tuple[tuple[int, int], ...] = ((10_000, 5), (100_000, 3), (1_000_000, 2))
-    # quality: default configs (epochs/patience from configs/ unless overridden)
+    # quality: default configs (epochs/patience from configs/ unless overridden); each seed is
+    # the training seed and, on the synthetic data, the seed of the series too
     quality_families: tuple[str, ...] = FAMILIES
     quality_datasets: tuple[str, ...] = DATASETS
-    quality_seeds: tuple[int, ...] = (42,)
+    quality_seeds: tuple[int, ...] = (42, 43, 44)
     quality_overrides: tuple[str, ...] = ()
+    quality_jobs: int = 2        # worker processes, each with its share of (data, seed) groups
     synthetic_rows: int = 2000
     # many tickers: configs/multi.yaml serial / --jobs 2 / Ray / global (about a minute)
     multi: bool = True
@@ -38,12 +40,13 @@ class Mode:
 TINY = Mode("tiny", speed_families=("conv1d",), speed_backends=("tensorflow",), speed_epochs=4,
             help_runs=2, smoke_runs=0, prepare_rows=((10_000, 2),),
             quality_families=("conv1d",), quality_datasets=("random_walk",),
+            quality_seeds=(42,), quality_jobs=1,
             quality_overrides=("train.epochs=3", "train.early_stopping.patience=3"),
             synthetic_rows=600, multi=False, backtest=False)
 QUICK = Mode("quick", speed_repeats=2)
 FULL = Mode("full", speed_epochs=30, speed_repeats=3, help_runs=10, smoke_runs=3,
             prepare_rows=((10_000, 10), (100_000, 5), (1_000_000, 3)),
-            quality_seeds=(42, 43, 44))
+            quality_seeds=(42, 43, 44, 45, 46))
 
 
 def pick(quick: bool, tiny: bool) -> Mode:

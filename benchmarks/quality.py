@@ -1,12 +1,22 @@
-"""Forecast quality of the default configs (configs/<family>.yaml), test split, TensorFlow.
+"""Forecast quality of the default configs (configs/<family>.yaml), test split, TensorFlow,
+beside AutoARIMA, AutoETS and the oracle on exactly the same test points.
 
-Data: the bundled GOOG sample; a random walk (log price, fixed seed; persistence is the best
-forecast, so MASE should be ~1); AR(1) log returns (phi 0.6), where the oracle
-P_t * exp(phi * r_t) on the same test points gives the MASE to match.
+Data: the bundled GOOG sample (no oracle is known); a random walk (persistence is the oracle,
+MASE ~1 expected: below that is a leak); AR(1) log returns (phi 0.5), oracle
+P_t * exp(phi * r_t); threshold-AR log returns (persistence after a rise, reversal after a
+fall), oracle P_t * exp(c + phi(r_t) * r_t), which a linear model such as AutoARIMA cannot
+reach. See ``synthetic``.
+
+Each seed is the training seed and, on the synthetic data, the seed of the series too, so the
+mean and spread over seeds cover both. AutoARIMA and AutoETS are read from the very evaluation
+of each run (``stages.evaluate``'s ``baselines``: fitted on the run's training rows, scored on
+its test points); the oracle is scored on the same points by ``metrics.score``.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
 import statistics
 import sys
 import tempfile
@@ -17,14 +27,22 @@ from benchmarks import synthetic, targets
 from benchmarks.subprocesses import REPO, run_worker
 
 CONFIGS = REPO / "configs"
+CLASSICAL = {"auto_arima": "AutoARIMA", "auto_ets": "AutoETS"}
+REFERENCES = (*CLASSICAL, "oracle")
+LABELS = {**CLASSICAL, "oracle": "oracle"}
 
 
-def dataset_overrides(name: str, folder: Path, rows: int) -> list[str]:
+def dataset_overrides(name: str, seed: int, folder: Path, rows: int) -> list[str]:
+    """Config overrides that point a run at the data set ``name`` (its series ``seed``)."""
     if name == "sample":
         return []
-    frame = synthetic.random_walk(rows) if name == "random_walk" else synthetic.ar1(rows)
-    path = synthetic.write_csv(frame, folder / f"{name}.csv")
+    path = synthetic.write_csv(synthetic.series(name, rows, seed), folder / f"{name}-{seed}.csv")
     return ["data.source=csv", f"data.path={path}", f"data.ticker={name.upper()}"]
+
+
+def _score(block: dict) -> dict:
+    return {"mase": block["mase"], "mae": block["mae"],
+            "directional_accuracy": block["directional_accuracy"]}
 
 
 def train_and_score(family: str, data: str, seed: int, overrides: list[str], folder: Path):
@@ -34,27 +52,29 @@ def train_and_score(family: str, data: str, seed: int, overrides: list[str], fol
 
     cfg = load_config(CONFIGS / f"{family}.yaml", [
         *overrides, f"train.seed={seed}", "train.backend=tensorflow",
-        f"paths.data_dir={folder / ('data-' + data)}", f"paths.runs_dir={folder / 'runs'}",
+        f"paths.data_dir={folder / f'data-{data}-{seed}'}", f"paths.runs_dir={folder / 'runs'}",
         f"paths.run_name={family}-{data}-{seed}"])
     started = time.perf_counter()
     run = stages.train(cfg, RunOptions(progress="none"))
     _, res = stages.evaluate(str(run.path), "test")
     meta = run.meta()
     out = {"family": family, "dataset": data, "seed": seed, "n": res["n"],
+           "first": res["first"], "last": res["last"],
            "mase": res["model"]["mase"], "mae": res["model"]["mae"],
            "directional_accuracy": res["model"]["directional_accuracy"],
            "direction_p_value": res["model"]["direction_p_value"],
            "persistence_mae": res["baselines"]["persistence"]["mae"],
            "epochs_run": meta["epochs_run"], "best_epoch": meta["best_epoch"],
-           "seconds": time.perf_counter() - started}
-    if data == "ar1":
+           "seconds": time.perf_counter() - started, "notes": res.get("notes", [])}
+    for name in CLASSICAL:  # from the same evaluation: the same training rows and test points
+        if name in res["baselines"]:
+            out[name] = _score(res["baselines"][name])
+    if data in synthetic.ORACLES:
         ds = dataset.build(stages.load_frame(cfg), cfg)
         anchors = ds.splits["test"].anchors
         actual, last = ds.actual_prices("test")[:, 0], ds.last_prices("test")
-        oracle = synthetic.ar1_oracle(ds.target_prices, anchors)
-        score = metrics.score(actual, oracle, last)
-        out["oracle"] = {"mase": score["mase"], "mae": score["mae"], "n": len(anchors),
-                         "directional_accuracy": score["directional_accuracy"]}
+        oracle = synthetic.ORACLES[data](ds.target_prices, anchors)
+        out["oracle"] = {**_score(metrics.score(actual, oracle, last)), "n": len(anchors)}
     return out
 
 
@@ -63,21 +83,28 @@ def worker(args: dict) -> list[dict]:
 
     from stockrnn.backend import use
 
+    if args.get("threads"):  # one of several workers: its share of the cores, as --jobs does
+        from stockrnn import jobs
+
+        jobs.limit_threads(args["threads"])
+        jobs.tf_threads("tensorflow", args["threads"])
     use("tensorflow")
     # each run's predict_on_batch traces anew; in one process that is expected, not a problem
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     results = []
     with tempfile.TemporaryDirectory(prefix="stockrnn-quality-") as tmp:
         folder = Path(tmp)
-        data_sets = {t["dataset"] for t in args["tasks"]}
-        extra = {d: dataset_overrides(d, folder, args["synthetic_rows"]) for d in data_sets}
+        extra: dict[tuple[str, int], list[str]] = {}
         for t in args["tasks"]:
             label = f"{t['family']} on {t['dataset']} (seed {t['seed']})"
             try:
+                key = (t["dataset"], t["seed"])
+                if key not in extra:
+                    extra[key] = dataset_overrides(*key, folder, args["synthetic_rows"])
                 r = train_and_score(t["family"], t["dataset"], t["seed"],
-                                    [*args["overrides"], *extra[t["dataset"]]], folder)
-                oracle = f", oracle {r['oracle']['mase']:.4f}" if "oracle" in r else ""
-                print(f"{label}: MASE {r['mase']:.4f}{oracle}, {r['epochs_run']} epochs, "
+                                    [*args["overrides"], *extra[key]], folder)
+                refs = "".join(f", {LABELS[k]} {r[k]['mase']:.4f}" for k in REFERENCES if k in r)
+                print(f"{label}: MASE {r['mase']:.4f}{refs}, {r['epochs_run']} epochs, "
                       f"{r['seconds']:.1f}s", file=sys.stderr, flush=True)
             except Exception as exc:  # reported, never fatal to the other runs
                 r = {**t, "error": f"{type(exc).__name__}: {exc}"}
@@ -88,49 +115,184 @@ def worker(args: dict) -> list[dict]:
 
 # ---- in the parent ---------------------------------------------------------------------------
 
+def plan(mode) -> list[list[dict]]:
+    """The runs, as one task list per worker process: whole (data, seed) groups (every family
+    on one series) go to one worker, so its AutoARIMA/AutoETS fits are made once and cached."""
+    groups = [[{"family": f, "dataset": d, "seed": s} for f in mode.quality_families]
+              for d in mode.quality_datasets for s in mode.quality_seeds]
+    jobs = max(1, min(mode.quality_jobs, len(groups)))
+    return [[t for g in groups[i::jobs] for t in g] for i in range(jobs)]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def measure(mode) -> dict:
-    tasks = [{"family": f, "dataset": d, "seed": s} for d in mode.quality_datasets
-             for f in mode.quality_families for s in mode.quality_seeds]
-    args = {"tasks": tasks, "overrides": list(mode.quality_overrides),
-            "synthetic_rows": mode.synthetic_rows}
-    raw = run_worker("quality", args, "tensorflow", timeout=4 * 3600, label="quality")
-    if isinstance(raw, dict):  # the worker failed as a whole
-        return {"error": raw.get("error", "no result")}
-    table, checks = [], []
-    for data in mode.quality_datasets:
-        for family in mode.quality_families:
-            runs = [r for r in raw if r["family"] == family and r["dataset"] == data]
-            row, check = summarize(family, data, runs)
-            table.append(row)
-            checks.append(check)
-    return {"datasets": list(mode.quality_datasets), "seeds": list(mode.quality_seeds),
+    shares = plan(mode)
+    base = {"overrides": list(mode.quality_overrides), "synthetic_rows": mode.synthetic_rows,
+            "threads": max(1, _cores() // len(shares)) if len(shares) > 1 else None}
+
+    def one(i: int, tasks: list[dict]):
+        label = "quality" if len(shares) == 1 else f"quality {i + 1}/{len(shares)}"
+        return run_worker("quality", {**base, "tasks": tasks}, "tensorflow",
+                          timeout=4 * 3600, label=label)
+
+    started = time.perf_counter()
+    if len(shares) == 1:
+        answers = [one(0, shares[0])]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(len(shares)) as pool:
+            answers = list(pool.map(one, range(len(shares)), shares))
+    seconds = time.perf_counter() - started
+    raw: list[dict] = []
+    for tasks, answer in zip(shares, answers, strict=True):
+        if isinstance(answer, dict):  # that worker failed as a whole: its runs are errors
+            raw += [{**t, "error": answer.get("error", "no result")} for t in tasks]
+        else:
+            raw += answer
+    if all("error" in r for r in raw):
+        return {"error": raw[0]["error"] if raw else "no runs"}
+    return {"datasets": list(mode.quality_datasets), "families": list(mode.quality_families),
+            "seeds": list(mode.quality_seeds), "jobs": len(shares),
+            "threads_per_job": base["threads"],
             "overrides": list(mode.quality_overrides), "synthetic_rows": mode.synthetic_rows,
-            "ar1_phi": synthetic.AR1_PHI, "runs": raw, "table": table, "checks": checks}
+            "ar1_phi": synthetic.AR1_PHI,
+            "threshold_ar": {"phi_pos": synthetic.TAR_PHI_POS, "phi_neg": synthetic.TAR_PHI_NEG,
+                             "intercept": synthetic.TAR_INTERCEPT},
+            "sigma": synthetic.SIGMA, "seconds": round(seconds, 1), "runs": raw,
+            **summarize_all(raw, mode.quality_datasets, mode.quality_families,
+                            mode.quality_seeds)}
 
 
-def summarize(family: str, data: str, runs: list[dict]) -> tuple[dict, dict]:
-    good = [r for r in runs if "error" not in r]
+def summarize_all(raw: list[dict], datasets, families, seeds) -> dict:
+    """The table (a row per family and data set), the reference rows (AutoARIMA, AutoETS and
+    the oracle per data set) and every target, from the runs."""
+    table, references, checks = [], [], []
+    for data in datasets:
+        on_data = [r for r in raw if r["dataset"] == data]
+        for family in families:
+            row, row_checks = summarize(family, data, [r for r in on_data
+                                                       if r["family"] == family])
+            table.append(row)
+            checks += row_checks
+        for name in REFERENCES:
+            row, row_checks = summarize_reference(name, data, on_data, seeds)
+            references.append(row)
+            checks += row_checks
+    return {"table": table, "references": references, "checks": checks}
+
+
+def spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation (None for one value), min and max, or {} for none."""
+    values = [v for v in values if isinstance(v, int | float)]
+    if not values:
+        return {}
+    return {"mean": statistics.mean(values),
+            "sd": statistics.stdev(values) if len(values) > 1 else None,
+            "min": min(values), "max": max(values)}
+
+
+def _ratios(runs: list[dict], ref: str) -> list[float]:
+    """Per run: its MASE over the reference's MASE on the same points (same run, same seed)."""
+    return [r["mase"] / r[ref]["mase"] for r in runs
+            if ref in r and r[ref].get("mase") and r.get("mase") is not None]
+
+
+def _direction(runs: list[dict], key: str | None = None) -> dict:
+    blocks = [r[key] if key else r for r in runs if key is None or key in r]
+    return spread([b["directional_accuracy"] for b in blocks
+                   if b.get("directional_accuracy") is not None])
+
+
+def summarize(family: str, data: str, runs: list[dict]) -> tuple[dict, list[dict]]:
+    """One family on one data set over its seeds, and its targets."""
+    good = sorted((r for r in runs if "error" not in r), key=lambda r: r["seed"])
     row = {"family": family, "dataset": data, "runs": len(good),
+           "seeds": [r["seed"] for r in good],
            "errors": [r["error"] for r in runs if "error" in r]}
     if good:
-        row["mase"] = statistics.mean(r["mase"] for r in good)
-        accs = [r["directional_accuracy"] for r in good if r["directional_accuracy"] is not None]
-        row["directional_accuracy"] = statistics.mean(accs) if accs else None
-        row["n"] = good[0]["n"]
-        if "oracle" in good[0]:
-            row["oracle_mase"] = good[0]["oracle"]["mase"]
-            row["oracle_directional_accuracy"] = good[0]["oracle"]["directional_accuracy"]
+        row["n"] = sorted({r["n"] for r in good})
+        row["mase_per_seed"] = [r["mase"] for r in good]
+        row["mase_spread"] = spread(row["mase_per_seed"])
+        row["mase"] = row["mase_spread"]["mean"]
+        row["direction"] = _direction(good)
+        row["directional_accuracy"] = row["direction"].get("mean")
+        # best epoch 0: no epoch beat the untrained model (persistence), which training kept
+        row["kept_untrained"] = sum(r.get("best_epoch") == 0 for r in good)
+        row["epochs_run"] = [r.get("epochs_run") for r in good]
+        for ref in REFERENCES:
+            ratios = _ratios(good, ref)
+            if ratios:
+                row[f"over_{ref}"] = spread(ratios)
+        row["mase_over_oracle"] = row.get("over_oracle", {}).get("mean")
+        row["mase_over_auto_arima"] = row.get("over_auto_arima", {}).get("mean")
     mase = row.get("mase")
-    name = f"quality {family} on {data}: test MASE"
+    name = f"quality {family} on {data}"
+    checks = []
     if data == "random_walk":
-        check = targets.check(name, mase, between=targets.RANDOM_WALK_MASE)
-    elif data == "ar1":
-        ratio = mase / row["oracle_mase"] if mase is not None and row.get("oracle_mase") else None
-        row["mase_over_oracle"] = ratio
-        tol = targets.AR1_ORACLE_TOLERANCE
-        check = targets.check(f"{name} / oracle MASE", ratio, between=(1 - tol, 1 + tol),
-                              text=f"within {tol:.0%} of the oracle")
+        checks.append(targets.check(f"{name}: test MASE", mase, between=targets.RANDOM_WALK_MASE))
+    elif data in ("ar1", "threshold_ar"):
+        tol = (targets.AR1_ORACLE_TOLERANCE if data == "ar1" else targets.TAR_ORACLE_TOLERANCE)
+        checks.append(targets.check(f"{name}: test MASE / oracle MASE",
+                                    row.get("mase_over_oracle"), between=(1 - tol, 1 + tol),
+                                    text=f"within {tol:.0%} of the oracle"))
+        if data == "threshold_ar":
+            checks.append(targets.check(f"{name}: test MASE / AutoARIMA MASE",
+                                        row.get("mase_over_auto_arima"),
+                                        below=targets.TAR_OVER_ARIMA,
+                                        text="< 1 (beats AutoARIMA)"))
     else:
-        check = targets.check(name, mase, at_most=targets.SAMPLE_MASE)
-    row["status"] = check["status"]
-    return row, check
+        checks.append(targets.check(f"{name}: test MASE", mase, at_most=targets.SAMPLE_MASE))
+    row["checks"] = checks
+    row["status"] = next((c["status"] for c in checks if c["status"] != "PASS"), "PASS")
+    return row, checks
+
+
+def summarize_reference(name: str, data: str, runs: list[dict],
+                        seeds) -> tuple[dict, list[dict]]:
+    """AutoARIMA, AutoETS or the oracle on one data set over the seeds. Every family's run of
+    a seed scores it on that seed's test points; the first family's run of each seed is
+    taken, and ``same_points`` says whether all the families' runs had the same points and
+    figures (the shipped configs share look_back and split, so they do)."""
+    row: dict = {"model": name, "dataset": data, "errors": []}
+    per_seed, agree = [], True
+    for seed in seeds:
+        have = [r for r in runs if r["seed"] == seed and "error" not in r and name in r]
+        if not have:
+            continue
+        per_seed.append({**have[0][name], "seed": seed, "n": have[0]["n"]})
+        agree &= all(r["n"] == have[0]["n"]
+                     and abs(r[name]["mase"] - have[0][name]["mase"]) < 1e-9 for r in have)
+    row["runs"] = len(per_seed)
+    row["seeds"] = [p["seed"] for p in per_seed]
+    if per_seed:
+        row["same_points"] = agree
+        row["n"] = sorted({p["n"] for p in per_seed})
+        row["mase_per_seed"] = [p["mase"] for p in per_seed]
+        row["mase_spread"] = spread(row["mase_per_seed"])
+        row["mase"] = row["mase_spread"]["mean"]
+        row["direction"] = _direction(per_seed)
+        row["directional_accuracy"] = row["direction"].get("mean")
+        for ref in ("oracle", "auto_arima"):
+            if ref == name:
+                continue
+            theirs = {r["seed"]: r[ref]["mase"] for r in runs if "error" not in r and ref in r}
+            ratios = [p["mase"] / theirs[p["seed"]] for p in per_seed if theirs.get(p["seed"])]
+            if ratios:
+                row[f"over_{ref}"] = spread(ratios)
+        row["mase_over_oracle"] = row.get("over_oracle", {}).get("mean")
+        row["mase_over_auto_arima"] = row.get("over_auto_arima", {}).get("mean")
+    elif data in synthetic.ORACLES or name != "oracle":
+        row["errors"].append(f"no {LABELS[name]} figure (see the runs' notes)")
+    checks = []
+    if data == "random_walk" and name in CLASSICAL:
+        checks.append(targets.check(f"quality {LABELS[name]} on {data}: test MASE",
+                                    row.get("mase"), between=targets.RANDOM_WALK_MASE))
+    row["checks"] = checks
+    row["status"] = next((c["status"] for c in checks if c["status"] != "PASS"),
+                         "PASS" if checks else None)
+    return row, checks
