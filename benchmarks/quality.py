@@ -208,6 +208,16 @@ def _direction(runs: list[dict], key: str | None = None) -> dict:
                    if b.get("directional_accuracy") is not None])
 
 
+def _over_seeds(per_seed: list[dict]) -> dict:
+    """The figures of a row over its seeds' results (each with ``n``, ``mase`` and the
+    direction fields ``_direction`` reads): points, MASE per seed, mean and spread."""
+    mase = [r["mase"] for r in per_seed]
+    figures, direction = spread(mase), _direction(per_seed)
+    return {"n": sorted({r["n"] for r in per_seed}), "mase_per_seed": mase,
+            "mase_spread": figures, "mase": figures["mean"], "direction": direction,
+            "directional_accuracy": direction.get("mean")}
+
+
 def summarize(family: str, data: str, runs: list[dict]) -> tuple[dict, list[dict]]:
     """One family on one data set over its seeds, and its targets."""
     good = sorted((r for r in runs if "error" not in r), key=lambda r: r["seed"])
@@ -215,12 +225,7 @@ def summarize(family: str, data: str, runs: list[dict]) -> tuple[dict, list[dict
            "seeds": [r["seed"] for r in good],
            "errors": [r["error"] for r in runs if "error" in r]}
     if good:
-        row["n"] = sorted({r["n"] for r in good})
-        row["mase_per_seed"] = [r["mase"] for r in good]
-        row["mase_spread"] = spread(row["mase_per_seed"])
-        row["mase"] = row["mase_spread"]["mean"]
-        row["direction"] = _direction(good)
-        row["directional_accuracy"] = row["direction"].get("mean")
+        row.update(_over_seeds(good))
         # best epoch 0: no epoch beat the untrained model (persistence), which training kept
         row["kept_untrained"] = sum(r.get("best_epoch") == 0 for r in good)
         row["epochs_run"] = [r.get("epochs_run") for r in good]
@@ -271,12 +276,7 @@ def summarize_reference(name: str, data: str, runs: list[dict],
     row["seeds"] = [p["seed"] for p in per_seed]
     if per_seed:
         row["same_points"] = agree
-        row["n"] = sorted({p["n"] for p in per_seed})
-        row["mase_per_seed"] = [p["mase"] for p in per_seed]
-        row["mase_spread"] = spread(row["mase_per_seed"])
-        row["mase"] = row["mase_spread"]["mean"]
-        row["direction"] = _direction(per_seed)
-        row["directional_accuracy"] = row["direction"].get("mean")
+        row.update(_over_seeds(per_seed))
         for ref in ("oracle", "auto_arima"):
             if ref == name:
                 continue

@@ -17,7 +17,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from stockrnn import atomic, classical, metrics, plotting, render
+from stockrnn import atomic, classical, metrics, plotting
 from stockrnn.dataset import Dataset
 from stockrnn.errors import RunError
 from stockrnn.runs import RunDir
@@ -34,11 +34,6 @@ def predict_split(model, ds: Dataset, split: str) -> np.ndarray:
 
     y = predict(model, ds.splits[split].x)
     return ds.transform.invert(y, ds.last_prices(split))
-
-
-def baselines(ds: Dataset, split: str) -> dict[str, np.ndarray]:
-    """Every baseline's (n, horizon) forecasts in price units (see ``baselines_and_notes``)."""
-    return baselines_and_notes(ds, split)[0]
 
 
 def baselines_and_notes(ds: Dataset, split: str) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -132,7 +127,7 @@ def score(fc: dict[str, np.ndarray]) -> dict:
               "model": block(fc["model"]),
               "baselines": {name: block(fc[name]) for name in present(fc)},
               "intervals": {}}
-    result["best_baseline"] = render.best_baseline(result["baselines"])
+    result["best_baseline"] = metrics.best_baseline(result["baselines"])
     result["notes"] = list(dict.fromkeys(fc.get("notes", ())))
     for lv in LEVELS:
         pct = int(round(lv * 100))

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stockrnn import render, runs
+from stockrnn import runs
 from stockrnn.config import runs_dir as runs_root
 from stockrnn.errors import RunError
+from stockrnn.metrics import best_baseline
 
 
 def collect(refs, runs_dir=None) -> list[dict]:
@@ -42,8 +43,7 @@ def collect(refs, runs_dir=None) -> list[dict]:
             row.update(test_mae=m["mae"], mase=m["mase"],
                        directional_accuracy=m["directional_accuracy"])
             base = metrics.get("baselines") or {}
-            best = metrics.get("best_baseline")
-            best = best if best in base else render.best_baseline(base)
+            best = best_baseline(base, metrics.get("best_baseline"))
             if best is not None:
                 row.update(best_baseline=best, best_baseline_mase=base[best].get("mase"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):

@@ -76,3 +76,14 @@ def conformal_quantile(abs_residuals, level: float) -> float:
 def coverage(actual, lower, upper) -> float:
     a = np.asarray(actual)
     return float(np.mean((a >= lower) & (a <= upper)))
+
+
+def best_baseline(baselines: dict, recorded: str | None = None) -> str | None:
+    """The best baseline of a metrics block: ``recorded`` (its ``best_baseline``) when it names
+    one of ``baselines``, else the one with the lowest MAE (the first of equals; metrics files
+    written before it was recorded); None when no baseline has an MAE."""
+    if recorded in baselines:
+        return recorded
+    known = [(m["mae"], name) for name, m in baselines.items()
+             if isinstance(m, dict) and m.get("mae") is not None and m["mae"] == m["mae"]]
+    return min(known, key=lambda t: t[0])[1] if known else None

@@ -10,6 +10,8 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 
+from stockrnn import metrics
+
 MISSING = "-"
 
 
@@ -49,19 +51,11 @@ def splits(ds) -> str:
 # --------------------------------------------------------------------------- evaluate
 
 
-def best_baseline(baselines: dict) -> str | None:
-    """The name of the baseline with the lowest MAE (the first of equals), None when none has
-    one."""
-    known = [(m["mae"], name) for name, m in baselines.items()
-             if isinstance(m, dict) and m.get("mae") is not None and m["mae"] == m["mae"]]
-    return min(known, key=lambda t: t[0])[1] if known else None
-
-
 def versus_best(model: dict, baselines: dict, best: str | None = None) -> str | None:
     """How the model's MAE compares with the best baseline's on the same points, in words:
     "0.42% lower than the best baseline's (auto_arima, MAE 6.5398)"; None without
     baselines."""
-    best = best if best in baselines else best_baseline(baselines)
+    best = metrics.best_baseline(baselines, best)
     if best is None or model.get("mae") is None:
         return None
     ref, mae = baselines[best]["mae"], model["mae"]

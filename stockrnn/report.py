@@ -37,6 +37,7 @@ from pathlib import Path
 
 from stockrnn import __version__, atomic, render, runs
 from stockrnn.errors import RunError, StockRNNError
+from stockrnn.metrics import best_baseline
 
 log = logging.getLogger(__name__)
 
@@ -325,8 +326,7 @@ def run_verdict(metrics: dict) -> dict:
     else:
         tone, headline = "bad", "Worse than \u201ctomorrow = today\u201d"
     base = metrics["baselines"]
-    best = metrics.get("best_baseline")
-    best = best if best in base else render.best_baseline(base)
+    best = best_baseline(base, metrics.get("best_baseline"))
     if best not in (None, "persistence") and base[best]["mae"] > 0:
         gain = (1.0 - m["mae"] / base[best]["mae"]) * 100.0
         if abs(gain) < 0.5:

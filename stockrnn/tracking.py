@@ -270,11 +270,11 @@ def split_metrics(result: dict, prefix: str) -> dict[str, float]:
 def baseline_mases(baselines: dict, prefix: str, best: str | None = None) -> dict[str, float]:
     """``<prefix>_<baseline>_mase`` for each baseline but persistence (always 1) and
     ``<prefix>_best_baseline_mase`` (the lowest MAE's)."""
-    from stockrnn import render
+    from stockrnn.metrics import best_baseline
 
     out = {f"{prefix}_{name}_mase": m.get("mase") for name, m in baselines.items()
            if name != "persistence" and isinstance(m, dict)}
-    best = best if best in baselines else render.best_baseline(baselines)
+    best = best_baseline(baselines, best)
     if best is not None:
         out[f"{prefix}_best_baseline_mase"] = baselines[best].get("mase")
     return out

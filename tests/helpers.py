@@ -100,6 +100,20 @@ def saved_logging(names=("stockrnn", "yfinance")):
             lg.propagate = propagate
 
 
+@contextlib.contextmanager
+def in_folder(base: Path):
+    """For module fixtures that run the CLI: ``base`` as the working directory, no
+    ``STOCKRNN_DATA_DIR``/``STOCKRNN_RUNS_DIR`` (so ./data and ./runs), the loggers restored
+    after; yields the MonkeyPatch for more changes."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp, saved_logging():
+        mp.chdir(base)
+        mp.delenv("STOCKRNN_DATA_DIR", raising=False)
+        mp.delenv("STOCKRNN_RUNS_DIR", raising=False)
+        yield mp
+
+
 # --------------------------------------------------------------------------- configs
 
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import MULTI, invoke, saved_logging, sets
+from helpers import MULTI, in_folder, invoke, sets
 
 TINY = {"window.look_back": 10, "model.units": [4], "train.epochs": 2, "train.batch_size": 128,
         "data.source": "synthetic", "paths.run_name": "b"}
@@ -20,10 +20,7 @@ def batches(tmp_path_factory):
     """The same three-ticker batch (BAD1 fails: no such synthetic series) run serially with
     --allow-failures 1, and with --jobs 2 without it."""
     base = tmp_path_factory.mktemp("multi")
-    with pytest.MonkeyPatch.context() as mp, saved_logging():
-        mp.chdir(base)
-        mp.delenv("STOCKRNN_DATA_DIR", raising=False)
-        mp.delenv("STOCKRNN_RUNS_DIR", raising=False)
+    with in_folder(base):
         args = sets(**TINY, **{"data.tickers": ["RW1", "BAD1", "AR2"]})
         serial = invoke("run", *args, "--allow-failures", "1")
         parallel = invoke("run", *args, "--jobs", "2", "--json", code=1)

@@ -155,7 +155,7 @@ def test_fitted_on_the_training_rows_only(monkeypatch):
 
 @needs_stats
 def test_each_dataset_and_backtest_fold_fits_on_its_own_training_split(monkeypatch):
-    """``evaluation.baselines`` fits on the split's training rows, so a backtest fold's
+    """``evaluation.baselines_and_notes`` fits on the split's training rows, so a backtest fold's
     Dataset (its own train bounds) gets its own fits; folds sharing a model share them."""
     calls = []
     real = classical._fit

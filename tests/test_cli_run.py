@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import SMOKE, STAGES, copy_run, invoke, is_png, run_child, run_zoo, saved_logging
+from helpers import SMOKE, STAGES, copy_run, in_folder, invoke, is_png, run_child, run_zoo
 
 from stockrnn import runs
 from stockrnn.data import sources
@@ -31,10 +31,7 @@ SAMPLE_LAST = dt.date(2013, 3, 1)
 def workdir(tmp_path_factory):
     """A folder with two `run`s of the smoke config: one plain, one gated with --max-mase 0.01."""
     base = tmp_path_factory.mktemp("runcli")
-    with pytest.MonkeyPatch.context() as mp, saved_logging():
-        mp.chdir(base)
-        mp.delenv("STOCKRNN_DATA_DIR", raising=False)
-        mp.delenv("STOCKRNN_RUNS_DIR", raising=False)
+    with in_folder(base):
         plain = invoke("run", "-c", SMOKE)
         gated = invoke("run", "-c", SMOKE, "--max-mase", "0.01", "--set", "paths.run_name=gated",
                        code=3)

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-from helpers import invoke, saved_logging, sets
+from helpers import in_folder, invoke, sets
 
 from stockrnn import dataset, globalmodel
 from stockrnn.config import load_config
@@ -23,10 +23,7 @@ TINY = {"window.look_back": 10, "model.units": [4], "train.epochs": 2, "train.ba
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     base = tmp_path_factory.mktemp("global")
-    with pytest.MonkeyPatch.context() as mp, saved_logging():
-        mp.chdir(base)
-        mp.delenv("STOCKRNN_DATA_DIR", raising=False)
-        mp.delenv("STOCKRNN_RUNS_DIR", raising=False)
+    with in_folder(base):
         out = json.loads(invoke("run", *sets(**TINY), "--json").stdout)
     return base, out
 

@@ -202,3 +202,13 @@ def test_coverage_counts_the_bounds_as_inside():
     assert metrics.coverage(actual, lower, upper) == 0.5
     assert metrics.coverage(actual, actual, actual) == 1.0
     assert metrics.coverage(actual, actual + 1, actual + 2) == 0.0
+
+
+def test_best_baseline_is_the_recorded_one_else_the_lowest_mae():
+    base = {"persistence": {"mae": 2.0}, "drift": {"mae": 1.5}, "auto_arima": {"mae": 1.5},
+            "auto_ets": {"mae": float("nan")}, "moving_average": {"mae": None}}
+    assert metrics.best_baseline(base) == "drift"                       # the first of equals
+    assert metrics.best_baseline(base, "auto_arima") == "auto_arima"    # recorded in the file
+    assert metrics.best_baseline(base, "gone") == "drift"               # not one of them
+    assert metrics.best_baseline({"auto_ets": {"mae": float("nan")}}) is None
+    assert metrics.best_baseline({}) is None

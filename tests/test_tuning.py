@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import SMOKE, invoke, saved_logging, sets
+from helpers import SMOKE, in_folder, invoke, sets
 
 from stockrnn.config import load_config
 
@@ -22,10 +22,7 @@ SMALL = {"data.source": "synthetic", "data.ticker": "AR1", "train.epochs": 2,
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
     base = tmp_path_factory.mktemp("tune")
-    with pytest.MonkeyPatch.context() as mp, saved_logging():
-        mp.chdir(base)
-        mp.delenv("STOCKRNN_DATA_DIR", raising=False)
-        mp.delenv("STOCKRNN_RUNS_DIR", raising=False)
+    with in_folder(base):
         result = invoke("tune", "-c", SMOKE, *sets(**SMALL, **SPACE), "--trials", "3")
     return base, result
 
