@@ -75,7 +75,9 @@ def rows_for_training(cfg: Config) -> int:
     """The fewest rows one fold's model can train on: a training window with its inputs
     inside the training part, and one validation target window."""
     w, s = cfg.window, cfg.split
-    first_valid = 1 if cfg.scaling.target_transform == "log_return" else 0
+    from stockrnn.features.covariates import warm_up
+
+    first_valid = warm_up(cfg)
     sample, span = first_valid + w.look_back + w.foresight + w.horizon, w.foresight + w.horizon
     share = s.val / (s.train + s.val)
     rows = sample + span

@@ -45,6 +45,43 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class CovariatesConfig(Section):
+    """Inputs beside the target's own columns (docs/data.md#covariates says what a window sees)."""
+
+    tickers: tuple[str, ...] = Field((), description="Other tickers as inputs (SPY, ^VIX, ...): fetched and stored like the target (from data.sources or data.source; with csv, from the same file's Name/symbol/ticker rows), aligned to the target's bars by close time (the last bar closed by the target's close; a later-closing exchange is lagged one bar), entered as one-bar log returns. Daily bars only.")
+    indicators: tuple[str, ...] = Field((), description="Technical indicators of the target's own OHLCV, each from bars up to the anchor only: rsi_<n>, atr_<n>, volatility_<n>, volume_z_<n>, momentum_<n> (n = 2..250) or macd; their warm-up rows are dropped before the split.")
+    calendar: tuple[Literal["day_of_week", "month", "days_since_previous"], ...] = Field((), description="Calendar features of the day being forecast (known in advance): day_of_week and month (as sine/cosine pairs), days_since_previous (calendar days since the session before it).")
+    max_fill: int = Field(5, ge=0, le=250, description="Target bars a covariate ticker's last bar may be carried forward (days it did not trade); a longer gap is a data error naming the ticker and dates.")
+
+    @field_validator("indicators")
+    @classmethod
+    def _indicators(cls, value):
+        from stockrnn.features.covariates import check_indicator
+
+        for name in value:
+            check_indicator(name)
+        if len(set(value)) != len(value):
+            raise ValueError("an indicator is listed twice")
+        return value
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar_once(cls, value):
+        if len(set(value)) != len(value):
+            raise ValueError("a calendar feature is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _tickers(self):
+        _under("data.covariates.tickers", tickers.check_all, self.tickers,
+               "data.covariates.tickers")
+        return self
+
+    @property
+    def any(self) -> bool:
+        return bool(self.tickers or self.indicators or self.calendar)
+
+
 class DataConfig(Section):
     source: SourceName = Field("sample", description="Where prices come from: yahoo (Yahoo Finance), csv (the file data.path), sample (the bundled GOOG prices) or synthetic (seeded RW<n>/AR<n> series).")
     ticker: str = Field("GOOG", min_length=1, description="Ticker symbol: letters, digits and ^ . - = _ only (ignored when data.tickers or data.tickers_file is given).")
@@ -62,6 +99,7 @@ class DataConfig(Section):
     features: tuple[Column, ...] = Field(("Close",), min_length=1, description="Input columns, any of Open, High, Low, Close, Volume (each once).")
     target: Literal["Open", "High", "Low", "Close"] = Field("Close", description="Predicted column (need not be an input).")
     max_age_days: int = Field(7, ge=0, description="predict: stored yahoo data that lack more than this many closed sessions of data.calendar (the latest bars missing, counted in sessions, not calendar days) are stale (exit 1 unless --allow-stale).")
+    covariates: CovariatesConfig = Field(default_factory=CovariatesConfig, description="Other tickers, indicators and calendar features as further inputs.")
     calendar: str | None = Field(None, description="Exchange calendar of the ticker's bars: its sessions date forecasts, the stale-data and store-gap rules count them, and its close (early closes included) ends today's bar. An exchange_calendars name (XNYS, XTKS, XLON, XETR, ...; aliases like NYSE too), 24/7 (crypto: every day) or 24/5 (FX: weekdays, no holidays). Default (null or auto): from the ticker's suffix: none or ^index: XNYS, .T: XTKS, .L: XLON, .DE: XETR, .PA: XPAR, .TO: XTSE, .HK: XHKG, .AX: XASX, -USD: 24/7, =X: 24/5 (docs/data.md lists them all).")
 
     @field_validator("calendar")
@@ -85,6 +123,17 @@ class DataConfig(Section):
             raise ValueError(f"data.start ({self.start}) must be before data.end ({self.end})")
         if len(set(self.features)) != len(self.features):
             raise ValueError("data.features lists a column twice")
+        cov = {t.upper() for t in self.covariates.tickers}
+        clash = sorted(cov & {t.upper() for t in (self.ticker, *(self.tickers or ()))})
+        if clash:
+            raise KeyedValueError("data.covariates.tickers",
+                                  f"{', '.join(clash)} is a target ticker of this config")
+        if cov and self.interval != "1d":
+            raise KeyedValueError("data.covariates.tickers", "covariate tickers need daily "
+                                  f"bars (data.interval 1d), not {self.interval}")
+        if self.covariates.calendar and self.interval != "1d":
+            raise KeyedValueError("data.covariates.calendar", "calendar features need daily "
+                                  f"bars (data.interval 1d), not {self.interval}")
         return self
 
 

@@ -26,7 +26,8 @@ from stockrnn import atomic, locking, tickers
 from stockrnn.config import Config
 from stockrnn.data.store import Store
 from stockrnn.errors import DataError
-from stockrnn.features.transforms import Transform
+from stockrnn.features import covariates
+from stockrnn.features.transforms import Transform, first_valid, raw_inputs
 from stockrnn.features.windows import anchor_range, input_windows, split_bounds, target_windows
 
 log = logging.getLogger(__name__)
@@ -88,10 +89,15 @@ class Dataset:
 
 
 def select(frame: pd.DataFrame, cfg: Config) -> pd.DataFrame:
-    """The columns and dates the config uses; NaNs in them are an error, not silently dropped."""
+    """The columns and dates the config uses (covariate tickers already attached, see
+    ``covariates.attach``); NaNs in them are an error, not silently dropped."""
     d = cfg.data
-    cols = list(dict.fromkeys([*d.features, d.target]))
+    cols = covariates.frame_columns(cfg)
     missing = [c for c in cols if c not in frame.columns]
+    unattached = [c for c in missing if c.startswith(covariates.PREFIX)]
+    if unattached:
+        raise DataError(f"{d.ticker}: the covariates {', '.join(unattached)} are not attached "
+                        "to these prices")
     if missing:
         raise DataError(f"{d.ticker}: stored data has no column {', '.join(missing)} "
                         f"(has {', '.join(frame.columns)}); change data.features/data.target")
@@ -120,30 +126,41 @@ def build(frame: pd.DataFrame, cfg: Config, bounds: dict[str, tuple[int, int]] |
     an earlier fold's model)."""
     frame = select(frame, cfg)
     w, s = cfg.window, cfg.split
-    n = len(frame)
-    first_valid = 1 if cfg.scaling.target_transform == "log_return" else 0
-    need = _rows_needed(w.look_back, w.foresight, w.horizon, first_valid, s)
+    table = covariates.input_table(frame, cfg)
+    names, values = list(table.columns), table.to_numpy(dtype="float64")
+    prices = frame[cfg.data.target].to_numpy(dtype="float64")
+    kind = cfg.scaling.target_transform
+    first = transform.first_valid_row if transform is not None \
+        else first_valid(raw_inputs(kind, values, names), names)
+    # the warm-up of covariates and indicators (rows before every input is defined) is
+    # dropped before the split: the fractions apply to the rows after it
+    warm_up = max(0, first - (1 if kind == "log_return" else 0))
+    n = len(frame) - warm_up
+    need = _rows_needed(w.look_back, w.foresight, w.horizon, first - warm_up, s)
     if bounds is None:
         # each split needs >= 1 sample; the training split also needs its inputs inside it
         if n < need:
-            raise DataError(f"{cfg.data.ticker}: {n} rows is too few for look_back={w.look_back}, "
-                            f"foresight={w.foresight}, horizon={w.horizon} and a "
-                            f"{s.train:g}/{s.val:g}/{s.test:g} split: need at least {need} rows")
-        val_start, test_start = split_bounds(n, s.train, s.val)
+            more = f" after {warm_up} warm-up rows of the covariates" if warm_up else ""
+            raise DataError(f"{cfg.data.ticker}: {n} rows{more} is too few for "
+                            f"look_back={w.look_back}, foresight={w.foresight}, "
+                            f"horizon={w.horizon} and a {s.train:g}/{s.val:g}/{s.test:g} "
+                            f"split: need at least {need} rows")
+        val_start, test_start = (warm_up + b for b in split_bounds(n, s.train, s.val))
         bounds = {"train": (0, val_start), "val": (val_start, test_start),
-                  "test": (test_start, n)}
+                  "test": (test_start, len(frame))}
     bounds = {k: (int(a), int(b)) for k, (a, b) in bounds.items()}
-    values = frame[list(cfg.data.features)].to_numpy(dtype="float64")
-    prices = frame[cfg.data.target].to_numpy(dtype="float64")
     if transform is None:
-        transform = Transform.fit(cfg.scaling.target_transform, cfg.scaling.scaler,
-                                  list(cfg.data.features), cfg.data.target, values, prices,
-                                  bounds["train"][1])
+        transform = Transform.fit(kind, cfg.scaling.scaler, names, cfg.data.target, values,
+                                  prices, bounds["train"][1])
+    elif list(transform.features) != names:
+        raise DataError(f"{cfg.data.ticker}: the transform was fitted on the inputs "
+                        f"{', '.join(transform.features)}, not {', '.join(names)}")
     x = transform.inputs(values)
     base = transform.target_base(prices)
     splits = {}
     for name, (r0, r1) in bounds.items():
-        lo, hi = anchor_range(r0, r1, w.look_back, w.foresight, w.horizon, first_valid)
+        lo, hi = anchor_range(r0, r1, w.look_back, w.foresight, w.horizon,
+                              transform.first_valid_row)
         if hi <= lo:
             raise DataError(f"{cfg.data.ticker}: the {name} split ({r1 - r0} rows) is too short for "
                             f"one window (look_back={w.look_back}, foresight={w.foresight}, "
@@ -224,7 +241,7 @@ def load(cfg: Config, frame: pd.DataFrame) -> Dataset | None:
                                   arrays[f"{name}_y"]) for name in SPLITS}
         for sp in splits.values():
             if not (len(sp.anchors) == len(sp.x) == len(sp.y)
-                    and sp.x.shape[1:] == (w.look_back, len(cfg.data.features))
+                    and sp.x.shape[1:] == (w.look_back, len(transform.features))
                     and sp.y.shape[1:] == (w.horizon,)):
                 raise ValueError(f"the {sp.name} arrays have the wrong shape")
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:

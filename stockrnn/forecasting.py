@@ -21,6 +21,7 @@ from stockrnn.config import Config
 from stockrnn.data import calendars, frames
 from stockrnn.data.store import Store
 from stockrnn.errors import ConfigError, DataError, RunError
+from stockrnn.features import covariates
 from stockrnn.features.transforms import Transform
 from stockrnn.runs import RunDir
 from stockrnn.training import predict
@@ -90,34 +91,51 @@ def calendar_of(run: RunDir, cfg: Config) -> str:
 
 def current_prices(cfg: Config, as_of: dt.date | None, allow_stale: bool,
                    now: pd.Timestamp | None = None, calendar: str | None = None) -> pd.DataFrame:
-    """The stored prices to forecast from: up to ``as_of``, else all of them, checked for
-    staleness: yahoo data that lack more than data.max_age_days closed sessions of the calendar
-    by ``now`` (tz-aware; default the clock) exit 1 unless ``allow_stale``."""
-    frame = dataset.select(Store(cfg.data_dir).read(cfg.data.ticker, cfg.data.interval),
-                           cfg.model_copy(update={"data": cfg.data.model_copy(update={"end": None})}))
-    if as_of is not None:
-        frame = frame[frame.index <= pd.Timestamp(as_of)]
-        if frame.empty:
-            raise DataError(f"no stored data for {cfg.data.ticker} on or before {as_of}")
+    """The stored prices to forecast from, covariate tickers attached: up to ``as_of``, else
+    all of them, checked for staleness: yahoo data (the target's or a covariate's) that lack
+    more than data.max_age_days closed sessions of their calendar by ``now`` (tz-aware;
+    default the clock) exit 1 unless ``allow_stale``."""
+    store = Store(cfg.data_dir)
+    d = cfg.data
+    sources = {k.upper(): v for k, v in d.sources.items()}
+
+    def read(ticker: str) -> pd.DataFrame:
+        frame = store.read(ticker, d.interval)
+        if as_of is not None:
+            frame = frame[frame.index <= pd.Timestamp(as_of)]
+            if frame.empty:
+                raise DataError(f"no stored data for {ticker} on or before {as_of}")
+        elif ticker.upper() != d.ticker.upper():
+            _check_fresh(cfg, ticker, sources.get(ticker.upper(), d.source), frame, allow_stale,
+                         now, calendars.resolve(None, ticker))
         return frame
+
+    target = read(d.ticker)
+    if as_of is None:
+        _check_fresh(cfg, d.ticker, d.source, target, allow_stale, now,
+                     calendar or calendars.resolve(d.calendar, d.ticker))
+    frame = covariates.attach(target, cfg, read)
+    return dataset.select(frame, cfg.model_copy(update={"data": d.model_copy(update={"end": None})}))
+
+
+def _check_fresh(cfg: Config, ticker: str, source: str, frame: pd.DataFrame, allow_stale: bool,
+                 now: pd.Timestamp | None, cal: str) -> None:
     last = frame.index[-1].date()
     days = ((now.date() if now is not None else dt.date.today()) - last).days
     limit = cfg.data.max_age_days
     if days <= limit:  # at most one session a day: not stale, no calendar needed
-        return frame
-    cal = calendar or calendars.resolve(cfg.data.calendar, cfg.data.ticker)
+        return
     age = calendars.closed_after(cal, last, now if now is not None
                                  else pd.Timestamp.now(tz="UTC"))
     if age <= limit:
-        return frame
-    if cfg.data.source == "yahoo" and not allow_stale:
-        raise DataError(f"stored data for {cfg.data.ticker} end on {last} ({days} days ago, "
+        return
+    if source == "yahoo" and not allow_stale:
+        raise DataError(f"stored data for {ticker} end on {last} ({days} days ago, "
                         f"{age} {cal} sessions missing: more than data.max_age_days={limit}): "
-                        f"run `stockrnn fetch {cfg.data.ticker}` first, or pass --as-of DATE "
+                        f"run `stockrnn fetch {ticker}` first, or pass --as-of DATE "
                         "or --allow-stale")
-    log.warning("forecasting from %s data that end on %s (%d days ago, %d %s sessions missing)",
-                cfg.data.source, last, days, age, cal)
-    return frame
+    log.warning("forecasting from %s data of %s that end on %s (%d days ago, %d %s sessions "
+                "missing)", source, ticker, last, days, age, cal)
 
 
 def forecast(run: RunDir, steps: int | None = None, as_of: dt.date | None = None,
@@ -131,18 +149,24 @@ def forecast(run: RunDir, steps: int | None = None, as_of: dt.date | None = None
     if steps <= 0:
         raise ConfigError(f"`steps` must be > 0. Received: steps={steps}")
     recursive = steps > w.horizon
-    if recursive and (w.foresight != 0 or list(cfg.data.features) != [cfg.data.target]):
+    if recursive and (w.foresight != 0 or list(transform.features) != [cfg.data.target]):
         raise ConfigError(f"--steps {steps} exceeds the trained horizon {w.horizon}; recursive "
-                          "forecasting needs foresight 0 and features == [target]")
+                          "forecasting needs foresight 0, features == [target] and no "
+                          "covariates")
     frame = current_prices(cfg, as_of, allow_stale, now, cal)
     need = w.look_back + transform.first_valid_row
     if len(frame) < need:
         raise DataError(f"{cfg.data.ticker}: {len(frame)} stored rows, need {need} for one window")
-    values = frame[list(cfg.data.features)].to_numpy(dtype="float64")
+    table = covariates.input_table(frame, cfg, lambda last, n: calendars.future_dates(
+        cal, last, n, cfg.data.interval))
+    if list(table.columns) != list(transform.features):
+        raise RunError(f"{run.path}: scaler.json's inputs ({', '.join(transform.features)}) are "
+                       f"not the config's ({', '.join(table.columns)}); the run was modified")
+    values = table.to_numpy(dtype="float64")
     prices = frame[cfg.data.target].to_numpy(dtype="float64")
     out: list[float] = []
     while len(out) < steps:
-        x = transform.inputs(values[-need:])[-w.look_back:][None, ...]
+        x = transform.inputs(values)[-w.look_back:][None, ...]
         y = predict(model, x)
         p = transform.invert(y, prices[-1:])[0]
         out.extend(p.tolist())

@@ -72,30 +72,44 @@ class Prepared:
 # --------------------------------------------------------------------------- fetch
 
 
-def update(cfg: Config, full: bool = False, wait: float = 0.0) -> UpdateResult:
-    """Fetch the new bars of a one-ticker config's ticker from its source into the store."""
+def update(cfg: Config, full: bool = False, wait: float = 0.0,
+           ticker: str | None = None) -> UpdateResult:
+    """Fetch the new bars of a one-ticker config's ticker (or of ``ticker``, one of its
+    covariates: from its data.sources entry, else data.source, on its own calendar) from its
+    source into the store."""
     d = cfg.data
     store = Store(cfg.data_dir)
-    src = make_source(d.source, csv_path=d.path, column=d.column, cache_dir=store.cache_dir,
-                      calendar=d.calendar)
-    return store.update(src, d.ticker, d.interval, d.start, d.end, full=full, wait=wait,
-                        calendar=d.calendar)
+    ticker = ticker or d.ticker
+    own = ticker.upper() == d.ticker.upper()
+    sources = {k.upper(): v for k, v in d.sources.items()}
+    calendar = d.calendar if own else None
+    src = make_source(d.source if own else sources.get(ticker.upper(), d.source),
+                      csv_path=d.path, column=d.column, cache_dir=store.cache_dir,
+                      calendar=calendar)
+    return store.update(src, ticker, d.interval, d.start, d.end, full=full, wait=wait,
+                        calendar=calendar)
 
 
 def fetch(cfg: Config, allow_stale: bool = False, wait: float = 0.0) -> str:
-    """The pipeline's fetch stage: an incremental update of the config's ticker; with
+    """The pipeline's fetch stage: an incremental update of the config's covariate tickers,
+    then of its ticker (a covariate that fails leaves the target as it was); with
     ``allow_stale`` a failed fetch goes on with the stored data (saying how old they are)."""
+    lines = [_fetch_one(cfg, t, allow_stale, wait) for t in cfg.data.covariates.tickers]
+    return "; ".join([*lines, _fetch_one(cfg, cfg.data.ticker, allow_stale, wait)])
+
+
+def _fetch_one(cfg: Config, ticker: str, allow_stale: bool, wait: float) -> str:
     try:
-        return update(cfg, wait=wait).line()
+        return update(cfg, wait=wait, ticker=ticker).line()
     except FetchError as exc:
         store = Store(cfg.data_dir)
-        if not (allow_stale and store.exists(cfg.data.ticker, cfg.data.interval)):
+        if not (allow_stale and store.exists(ticker, cfg.data.interval)):
             raise
-        last = store.read(cfg.data.ticker, cfg.data.interval).index[-1].date()
+        last = store.read(ticker, cfg.data.interval).index[-1].date()
         age = (dt.date.today() - last).days
         log.warning("fetch failed (%s); going on with stored data ending %s (%d days old)",
                     exc, last, age)
-        return (f"{cfg.data.ticker} {cfg.data.interval}: fetch failed, using stored data ending "
+        return (f"{ticker} {cfg.data.interval}: fetch failed, using stored data ending "
                 f"{last} ({age} days old)")
 
 
@@ -123,21 +137,36 @@ def fetch_each(tickers: Sequence[str], update_one: Callable[[str], UpdateResult]
 def fetch_config(cfg: Config, full: bool, wait: float,
                  on_result: Callable[[UpdateResult], None],
                  on_error: Callable[[str, StockRNNError], None]) -> None:
-    """``fetch --config``: every ticker of the config, each from its configured source."""
-    if not cfg.is_batch:
-        return fetch_each([cfg.data.ticker], lambda t: update(cfg, full, wait), on_result,
-                          on_error)
-    fetch_each(tickers.listed(cfg), lambda t: update(cfg.for_ticker(t), full, wait), on_result,
-               on_error)
+    """``fetch --config``: every ticker of the config and its covariate tickers (first), each
+    from its configured source."""
+    names = tickers.listed(cfg) if cfg.is_batch else [cfg.data.ticker]
+    one = cfg.for_ticker(names[0]) if cfg.is_batch else cfg
+    cov = list(cfg.data.covariates.tickers)
+
+    def update_one(t: str) -> UpdateResult:
+        if t in cov:
+            return update(one, full, wait, ticker=t)
+        return update(cfg.for_ticker(t) if cfg.is_batch else cfg, full, wait)
+
+    fetch_each([*cov, *names], update_one, on_result, on_error)
 
 
 def load_frame(cfg: Config, wait: float = 0.0) -> pd.DataFrame:
-    """The stored prices of the config's ticker, fetching them first when none are stored."""
+    """The stored prices of the config's ticker with its covariate tickers attached
+    (``covariates.attach``), fetching any ticker that is not stored yet first."""
+    from stockrnn.features import covariates
+
     store = Store(cfg.data_dir)
-    if not store.exists(cfg.data.ticker, cfg.data.interval):
-        log.info("%s is not in %s/: fetching from %s", cfg.data.ticker, store.dir, cfg.data.source)
-        update(cfg, wait=wait)
-    return store.read(cfg.data.ticker, cfg.data.interval)
+
+    def read(ticker: str) -> pd.DataFrame:
+        if not store.exists(ticker, cfg.data.interval):
+            log.info("%s is not in %s/: fetching it", ticker, store.dir)
+            update(cfg, wait=wait, ticker=ticker)
+        return store.read(ticker, cfg.data.interval)
+
+    for t in cfg.data.covariates.tickers:  # a covariate that fails leaves the target unfetched
+        read(t)
+    return covariates.attach(read(cfg.data.ticker), cfg, read)
 
 
 # --------------------------------------------------------------------------- prepare

@@ -300,3 +300,28 @@ def _intraday(name: str, last: pd.Timestamp, n: int, freq: str) -> pd.DatetimeIn
             raise ValueError(f"calendar {name} has no sessions after {last}")
         start = end + pd.Timedelta(days=1)
         days *= 2
+
+
+# ---- close times ------------------------------------------------------------------------------
+
+def closes(name: str, dates) -> pd.DatetimeIndex:
+    """When the bar of each date (tz-naive exchange-local dates) closed, in UTC: the session's
+    close (early closes included); a date that is not a session (a bar on a holiday in the
+    data) closes at the calendar's usual time of day, so two series on one calendar still
+    line up."""
+    import pandas as pd
+
+    dates = pd.DatetimeIndex(dates)
+    if len(dates) == 0:
+        return pd.DatetimeIndex([], tz="UTC")
+    days = dates.normalize()
+    cal = _calendar(name, days[0], days[-1])
+    out = cal.schedule["close"].reindex(days)
+    missing = out.isna().to_numpy()
+    if missing.any():
+        local = cal.schedule.index.tz_localize(cal.tz)
+        usual = (cal.schedule["close"] - local.tz_convert("UTC")).mode().iloc[0]
+        filled = days[missing].tz_localize(cal.tz).tz_convert("UTC") + usual
+        out = out.copy()
+        out.iloc[missing] = filled
+    return pd.DatetimeIndex(out, name=None).tz_convert("UTC")

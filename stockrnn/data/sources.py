@@ -226,21 +226,26 @@ def flatten_columns(df: pd.DataFrame, ticker: str) -> pd.DataFrame:
 
 class SyntheticSource:
     """Seeded synthetic daily series, offline: ``RW<n>`` is a driftless Gaussian random walk of
-    log prices, ``AR<n>`` has AR(1) log returns (phi 0.4); ``n`` is the seed. 1,500 business
-    days from 2015-01-05, starting at 100, daily log-return sd 1%. For demos and tests only."""
+    log prices, ``AR<n>`` has AR(1) log returns (phi 0.4); ``n`` is the seed. ``LEAD<n>`` and
+    ``FOLLOW<n>`` are a pair where one leads the other: LEAD<n> is a random walk, and
+    FOLLOW<n>'s log return on day t is 0.5 x LEAD<n>'s of day t-1 plus noise (sd 0.6%), so its
+    own past tells nothing and LEAD<n> as a covariate does. 1,500 business days from
+    2015-01-05, starting at 100, daily log-return sd 1%. For demos and tests only."""
 
     name = "synthetic"
     incremental = False
     ROWS, PHI, SIGMA = 1500, 0.4, 0.01
-    _PATTERN = re.compile(r"^(RW|AR)(\d{1,6})$")
+    BETA, NOISE = 0.5, 0.006
+    _PATTERN = re.compile(r"^(RW|AR|LEAD|FOLLOW)(\d{1,6})$")
 
     def fetch(self, ticker, start, end, interval):
         import numpy as np
 
         m = self._PATTERN.match(ticker.upper())
         if m is None:
-            raise DataError(f"the synthetic source has no {ticker!r}: use RW<n> (random walk) "
-                            "or AR<n> (AR(1) log returns), n = seed, e.g. RW1, AR2")
+            raise DataError(f"the synthetic source has no {ticker!r}: use RW<n> (random walk), "
+                            "AR<n> (AR(1) log returns) or the pair LEAD<n>/FOLLOW<n>, n = "
+                            "seed, e.g. RW1, AR2, FOLLOW3")
         if interval != "1d":
             raise DataError(f"synthetic series are daily; asked for interval {interval!r}")
         kind, seed = m.group(1), int(m.group(2))
@@ -252,6 +257,9 @@ class SyntheticSource:
             for t in range(1, len(eps)):
                 r[t] = self.PHI * r[t - 1] + eps[t]
             eps = r
+        elif kind == "FOLLOW":
+            noise = np.random.default_rng([seed, 1]).normal(0.0, self.NOISE, len(eps))
+            eps = np.concatenate([[0.0], self.BETA * eps[:-1]]) + noise
         close = 100.0 * np.exp(np.concatenate([[0.0], np.cumsum(eps)]))
         idx = pd.bdate_range("2015-01-05", periods=self.ROWS, name="Date")
         df = clip(pd.DataFrame({"Close": close.round(6)}, index=idx), start, end)

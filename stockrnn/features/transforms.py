@@ -1,10 +1,13 @@
 """Target transforms and scalers, fitted on the training rows only, JSON round-trippable.
 
 ``level``      the lectures' recipe: inputs and target are scaled prices.
-``log_return`` inputs are scaled one-bar log returns of each feature; the target of step k is the
+``log_return`` inputs are scaled one-bar log returns of each price feature; the target of step k is the
                log return from the last observed price, ``log(P[t+1+f+k] / P[t])``, divided by the
                training split's standard deviation of one-bar log returns. Inverse:
                ``P[t] * exp(y * scale)``, so predicting 0 is exactly the persistence forecast.
+
+Covariate tickers (``cov:<TICKER>`` columns) always enter as one-bar log returns; indicators
+and calendar features as they are; then every input column is scaled by the one scaler.
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ class Scaler:
             offset, scale = sk.mean_, np.sqrt(sk.var_)
         for name, s in zip(names, scale, strict=True):
             if not s > 1e-12:
+                from stockrnn.features.covariates import config_key
+
                 raise DataError(f"column {name} is constant on the training split (zero scale); "
-                                "it cannot be scaled: drop it from data.features")
+                                f"it cannot be scaled: drop it from {config_key(name)}")
         return cls(kind, tuple(map(float, offset)), tuple(map(float, scale)))
 
     def transform(self, x: np.ndarray) -> np.ndarray:
@@ -58,16 +63,18 @@ class Transform:
     scaler: Scaler                  # inputs
     target_offset: float
     target_scale: float
+    first_valid_row: int = -1       # first row whose inputs are all defined (-1: from kind)
 
-    @property
-    def first_valid_row(self) -> int:
-        return 1 if self.kind == "log_return" else 0
+    def __post_init__(self):
+        if self.first_valid_row < 0:  # runs saved before covariates: 1 for log returns
+            object.__setattr__(self, "first_valid_row", 1 if self.kind == "log_return" else 0)
 
     @classmethod
     def fit(cls, kind: str, scaler_kind: str, features: list[str], target: str,
             values: np.ndarray, target_prices: np.ndarray, train_end: int) -> Transform:
-        raw = _raw_inputs(kind, values, features)
-        scaler = Scaler.fit(scaler_kind, raw[:train_end], list(features))
+        raw = raw_inputs(kind, values, features)
+        first = first_valid(raw, features)
+        scaler = Scaler.fit(scaler_kind, raw[first:train_end], list(features))
         tp = target_prices[:train_end]
         if kind == "level":
             t_scaler = Scaler.fit(scaler_kind, tp[:, None], [target])
@@ -78,11 +85,11 @@ class Transform:
             if not scale > 1e-12:
                 raise DataError(f"column {target} is constant on the training split")
             offset = 0.0
-        return cls(kind, tuple(features), target, scaler, float(offset), float(scale))
+        return cls(kind, tuple(features), target, scaler, float(offset), float(scale), first)
 
     def inputs(self, values: np.ndarray) -> np.ndarray:
-        """Scaled model inputs for every row (row 0 is NaN for log returns), float32."""
-        return self.scaler.transform(_raw_inputs(self.kind, values, self.features)).astype("float32")
+        """Scaled model inputs for every row (NaN before ``first_valid_row``), float32."""
+        return self.scaler.transform(raw_inputs(self.kind, values, self.features)).astype("float32")
 
     def target_base(self, target_prices: np.ndarray) -> np.ndarray:
         """Per-row value whose window differences/levels give the scaled targets."""
@@ -108,17 +115,41 @@ class Transform:
         s = d["scaler"]
         return cls(d["kind"], tuple(d["features"]), d["target"],
                    Scaler(s["kind"], tuple(s["offset"]), tuple(s["scale"])),
-                   float(d["target_offset"]), float(d["target_scale"]))
+                   float(d["target_offset"]), float(d["target_scale"]),
+                   int(d.get("first_valid_row", -1)))
 
 
-def _raw_inputs(kind: str, values: np.ndarray, features) -> np.ndarray:
+PRICES = ("Open", "High", "Low", "Close")
+
+
+def raw_inputs(kind: str, values: np.ndarray, features) -> np.ndarray:
+    """Per column: a price feature's level or one-bar log return (``kind``), Volume's log1p
+    difference (log_return), a covariate ticker's log return (always), anything else as is."""
+    from stockrnn.features.covariates import PREFIX
+
     values = np.asarray(values, dtype="float64")
-    if kind == "level":
-        return values
-    logs = np.empty_like(values)
+    out = values.copy()
     for j, name in enumerate(features):
-        col = values[:, j]
-        logs[:, j] = np.log1p(col) if name == "Volume" else np.log(col)
-    out = np.full_like(values, np.nan)
-    out[1:] = np.diff(logs, axis=0)
+        if name.startswith(PREFIX) or (kind == "log_return" and name in PRICES):
+            log = np.log(values[:, j])
+        elif kind == "log_return" and name == "Volume":
+            log = np.log1p(values[:, j])
+        else:
+            continue
+        out[0, j] = np.nan
+        out[1:, j] = np.diff(log)
     return out
+
+
+def first_valid(raw: np.ndarray, features) -> int:
+    """The first row from which every input is defined (the warm-up of log returns and
+    indicators before it); DataError when an input is undefined later on."""
+    ok = np.isfinite(raw)
+    first = int(max((np.argmax(ok[:, j]) if ok[:, j].any() else len(raw))
+                    for j in range(raw.shape[1]))) if raw.size else 0
+    bad = ~ok[first:].all(axis=1)
+    if bad.any():
+        j = int(np.flatnonzero(~ok[first:][np.argmax(bad)])[0])
+        raise DataError(f"input {features[j]} is undefined on row {first + int(np.argmax(bad))} "
+                        "after its warm-up (a zero or missing price?)")
+    return first
