@@ -120,8 +120,9 @@ def fetch(ctx, tickers, source, csv_path, column, start, end, interval, data_dir
 
     Incremental: only bars after the last stored date are fetched (one overlapping bar),
     merged and de-duplicated. A failed fetch leaves the stored file unchanged. With --config:
-    every ticker of the config (data.ticker, data.tickers or data.tickers_file), each from its
-    configured source, into the config's data dir.
+    every ticker of the config (data.ticker, data.tickers or data.tickers_file) and its
+    covariate tickers (data.covariates.tickers), each from its configured source, into the
+    config's data dir.
     """
     from stockrnn import stages
     from stockrnn.data import intervals

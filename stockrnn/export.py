@@ -141,6 +141,11 @@ def export(run_ref: str | os.PathLike, fmt: str, output: str | os.PathLike | Non
     backend = export_backend(fmt, run)
     check_converter(fmt, backend)
     cfg, transform, model, quantiles = load_run(run, backend)
+    if cfg.data.covariates.any:
+        raise ConfigError(f"{run.path} uses data.covariates: its inputs (aligned covariate "
+                          "returns, indicators, calendar features) are computed outside the "
+                          "network, so there is no graph from raw prices to export; serve it "
+                          "with `stockrnn predict`")
     w = cfg.window
     wrapper = wrap(model, transform, w.look_back)
     example = last_window(run, transform, w.look_back)

@@ -114,6 +114,23 @@ def in_folder(base: Path):
         yield mp
 
 
+def interrupt_at(epoch: int, exc: type[BaseException]):
+    """Stand-in for training.epoch_logger that raises when ``epoch`` (0-based) begins."""
+    def factory(total):
+        from stockrnn.backend import use
+
+        keras = use()
+
+        class Interrupt(keras.callbacks.Callback):
+            def on_epoch_begin(self, e, logs=None):
+                if e == epoch:
+                    raise exc("boom")
+
+        return Interrupt()
+
+    return factory
+
+
 # --------------------------------------------------------------------------- configs
 
 

@@ -5,7 +5,8 @@ A process holds one Keras backend (this test process: TensorFlow), so all the JA
 one child process (``DRIVER``), started with KERAS_BACKEND=tensorflow:
 
 1. ``run --json`` of the smoke config with ``--set train.backend=jax``: the config key must win
-   over the environment (Keras is imported with JAX, and the environment says jax from then on);
+   over the environment (Keras is imported with JAX, and the environment says jax from then on),
+   then of configs/lstm_covariates.yaml (small) on JAX;
 2. ``train`` of the smoke config (which names no backend: JAX now) interrupted by Ctrl-C at the
    third epoch, then ``train --resume``;
 3. ``predict`` from that run, on JAX.
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import SMOKE, invoke
+from helpers import CONFIGS, SMOKE, invoke
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                                 reason="jax not installed (pip install 'stockrnn[jax]')")
@@ -45,6 +46,9 @@ def call(name, *args):
 
 call("run", "run", "-c", smoke, "--set", "train.backend=jax", "--set", "paths.run_name=jaxrun",
      "--json")
+call("covariates", "run", "-c", sys.argv[2], "--json", *[a for kv in (
+     "train.backend=jax", "model.units=[4]", "train.epochs=2", "window.look_back=10")
+     for a in ("--set", kv)])
 
 resume = ["train", "-c", smoke, "--set", "train.epochs=4",
           "--set", "train.early_stopping.patience=50"]
@@ -74,7 +78,8 @@ def jax(tmp_path_factory) -> dict:
     cwd = tmp_path_factory.mktemp("jax")
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "STOCKRNN_DATA_DIR": str(cwd / "data"),
            "STOCKRNN_RUNS_DIR": str(cwd / "runs")}
-    proc = subprocess.run([sys.executable, "-c", DRIVER, str(SMOKE)], cwd=cwd, env=env,
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(SMOKE),
+                           str(CONFIGS / "lstm_covariates.yaml")], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -114,6 +119,20 @@ def test_smoke_pipeline_on_jax_and_predict_on_tensorflow(jax):
     assert fc["as_of"] == on_jax["as_of"]
     assert fc["forecast"][0]["forecast"] == pytest.approx(on_jax["forecast"][0]["forecast"],
                                                           rel=1e-5)
+
+
+def test_the_covariates_config_runs_on_jax(jax):
+    """configs/lstm_covariates.yaml (LEAD1 as a covariate of FOLLOW1, indicators, the weekday)
+    end to end on JAX."""
+    assert jax["covariates"]["code"] == 0, jax["covariates"]["stderr"]
+    summary = json.loads(jax["covariates"]["stdout"])
+    run = Path(summary["run_dir"])
+    run = run if run.is_absolute() else jax["runs"].parent / run
+    assert meta_of(run)["backend"] == "jax"
+    scaler = json.loads((run / "scaler.json").read_text())
+    assert scaler["features"] == ["Close", "cov:LEAD1", "rsi_14", "volatility_20",
+                                  "day_of_week_sin", "day_of_week_cos"]
+    assert 0 < summary["metrics"]["model"]["mase"] < 1.0  # LEAD1 leads FOLLOW1
 
 
 def test_interrupted_jax_training_backs_up_and_resumes_on_jax(jax):

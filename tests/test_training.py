@@ -18,7 +18,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import SMOKE, copy_run, explain, history, invoke, saved_logging, set_args, stdout_lines
+from helpers import (
+    SMOKE,
+    copy_run,
+    explain,
+    history,
+    interrupt_at,
+    invoke,
+    saved_logging,
+    set_args,
+    stdout_lines,
+)
 
 from stockrnn import dataset, runs, training
 from stockrnn.config import load_config
@@ -49,23 +59,6 @@ def run_path(result) -> Path:
 
 def epoch_lines(result) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in re.findall(r"^epoch (\d+)/(\d+) ", result.stderr, re.M)]
-
-
-def interrupt_at(epoch: int, exc: type[BaseException]):
-    """Stand-in for training.epoch_logger that raises when ``epoch`` (0-based) begins."""
-    def factory(total):
-        from stockrnn.backend import use
-
-        keras = use()
-
-        class Interrupt(keras.callbacks.Callback):
-            def on_epoch_begin(self, e, logs=None):
-                if e == epoch:
-                    raise exc("boom")
-
-        return Interrupt()
-
-    return factory
 
 
 @pytest.fixture(scope="module")

@@ -222,13 +222,13 @@ def align(target_closes: pd.DatetimeIndex, cov: pd.DataFrame, cov_closes: pd.Dat
         lengths = np.diff(np.r_[starts, len(p)])
         worst = int(np.argmax(lengths))
         if lengths[worst] - 1 > max_fill:
-            first = target_dates[have[starts[worst]]]
+            first = target_dates[have[starts[worst] + 1]]
             last = target_dates[have[starts[worst] + lengths[worst] - 1]]
             bar = cov.index[p[starts[worst]]]
             raise DataError(
-                f"covariate {ticker}: no bar after {bar.date()} for the target's bars "
-                f"{first.date()}..{last.date()} ({lengths[worst] - 1} bars to forward-fill, "
-                f"more than data.covariates.max_fill={max_fill}); fetch {ticker} "
+                f"covariate {ticker}: no new bar for the target's bars {first.date()}.."
+                f"{last.date()} ({lengths[worst] - 1} bars to forward-fill from its bar of "
+                f"{bar.date()}, more than data.covariates.max_fill={max_fill}); fetch {ticker} "
                 "(`stockrnn fetch --config`), or raise data.covariates.max_fill")
     return values
 
