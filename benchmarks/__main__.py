@@ -12,11 +12,23 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks import backtest, commands, machine, modes, multi, prepare, quality, report, speed
+from benchmarks import (
+    backtest,
+    commands,
+    covariates,
+    machine,
+    modes,
+    multi,
+    prepare,
+    quality,
+    report,
+    speed,
+)
 from benchmarks.subprocesses import REPO
 
 SECTIONS = (("commands", commands.measure), ("prepare", prepare.measure),
-            ("speed", speed.measure), ("quality", quality.measure), ("multi", multi.measure),
+            ("speed", speed.measure), ("quality", quality.measure),
+            ("covariates", covariates.measure), ("multi", multi.measure),
             ("backtest", backtest.measure))
 
 
@@ -42,6 +54,7 @@ def checks_of(res: dict) -> list[dict]:
     out += res.get("prepare", {}).get("checks", [])
     out += [c for r in res.get("speed", {}).get("ratios", []) for c in r["checks"]]
     out += res.get("quality", {}).get("checks", [])
+    out += res.get("covariates", {}).get("checks", [])
     out += res.get("multi", {}).get("checks", [])
     out += res.get("backtest", {}).get("checks", [])
     return out

@@ -30,6 +30,8 @@ class Mode:
     quality_overrides: tuple[str, ...] = ()
     quality_jobs: int = 2        # worker processes, each with its share of (data, seed) groups
     synthetic_rows: int = 2000
+    # covariates: configs/lstm_covariates.yaml with and without them, quality_seeds
+    covariates: bool = True
     # many tickers: configs/multi.yaml serial / --jobs 2 / Ray / global (about a minute)
     multi: bool = True
     # backtest: configs/lstm.yaml, 5 folds, serial and --jobs 2, beside one run
@@ -42,7 +44,7 @@ TINY = Mode("tiny", speed_families=("conv1d",), speed_backends=("tensorflow",), 
             quality_families=("conv1d",), quality_datasets=("random_walk",),
             quality_seeds=(42,), quality_jobs=1,
             quality_overrides=("train.epochs=3", "train.early_stopping.patience=3"),
-            synthetic_rows=600, multi=False, backtest=False)
+            synthetic_rows=600, covariates=False, multi=False, backtest=False)
 QUICK = Mode("quick", speed_repeats=2)
 FULL = Mode("full", speed_epochs=30, speed_repeats=3, help_runs=10, smoke_runs=3,
             prepare_rows=((10_000, 10), (100_000, 5), (1_000_000, 3)),

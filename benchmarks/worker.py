@@ -7,7 +7,7 @@ import importlib
 import json
 import sys
 
-TASKS = ("speed", "quality", "prepare")  # modules of this package with a ``worker(args)``
+TASKS = ("speed", "quality", "prepare", "covariates")  # modules of this package with a ``worker(args)``
 
 
 def main(argv: list[str]) -> int:

@@ -8,6 +8,7 @@ Kaggle's all_stocks_5yr) with OHLCV for both."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -203,6 +204,14 @@ ALL_COVARIATES = ["data.covariates.tickers=[LEAD]",
 _BASE = pair(seed=11, rows=260)
 
 
+@functools.cache
+def _base_build(calendar: str):
+    """The config and the unchanged pair's dataset of a look-ahead case (built once)."""
+    follow, lead = _BASE
+    cfg = cfg_of("data.ticker=FOLLOW", f"data.calendar={calendar}", *ALL_COVARIATES)
+    return cfg, dataset.build(covariates.attach(follow, cfg, reader({"LEAD": lead})), cfg)
+
+
 @FUZZ
 @given(case=st.sampled_from(sorted(LOOK_AHEAD_CASES)), anchor=st.integers(60, 250),
        later=st.integers(0, 40), which=st.sampled_from(["target", "covariate"]),
@@ -216,13 +225,12 @@ def test_changing_any_later_row_of_the_target_or_a_covariate_changes_no_earlier_
     fitting on training rows, not a look-ahead)."""
     calendar, skip = LOOK_AHEAD_CASES[case]
     follow, lead = _BASE
-    cfg = cfg_of("data.ticker=FOLLOW", f"data.calendar={calendar}", *ALL_COVARIATES)
+    cfg, base = _base_build(calendar)
 
     def build(f, c, transform=None):
         return dataset.build(covariates.attach(f, cfg, reader({"LEAD": c})), cfg,
                              transform=transform)
 
-    base = build(follow, lead)
     date = base.frame.index[min(anchor, len(base.frame) - 1)]
     if which == "target":
         rows = np.flatnonzero(follow.index > date)

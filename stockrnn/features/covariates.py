@@ -168,11 +168,11 @@ def input_table(frame: pd.DataFrame, cfg, next_dates=None) -> pd.DataFrame:
     dates the rows after the last (default: the config's exchange calendar)."""
     d = cfg.data
     cov = d.covariates
-    out = frame[list(d.features)].copy()
+    cols = {name: frame[name].to_numpy(dtype="float64") for name in d.features}
     for t in cov.tickers:
-        out[column(t)] = frame[column(t)]
+        cols[column(t)] = frame[column(t)].to_numpy(dtype="float64")
     for name in cov.indicators:
-        out[name] = indicator(frame, name)
+        cols[name] = indicator(frame, name).to_numpy(dtype="float64")
     if cov.calendar:
         if next_dates is None:
             from stockrnn.data import calendars
@@ -181,8 +181,8 @@ def input_table(frame: pd.DataFrame, cfg, next_dates=None) -> pd.DataFrame:
             def next_dates(last, n):
                 return calendars.future_dates(cal, last, n, d.interval)
         cal_cols = calendar_frame(frame.index, cov.calendar, cfg.window.foresight, next_dates)
-        out[list(cal_cols.columns)] = cal_cols
-    return out
+        cols.update({name: cal_cols[name].to_numpy() for name in cal_cols.columns})
+    return pd.DataFrame(cols, index=frame.index)
 
 
 def frame_columns(cfg) -> list[str]:
