@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 from stockrnn.config import ModelConfig
 from stockrnn.errors import ConfigError
-from stockrnn.models import conv, recurrent
+from stockrnn.models import conv, ensemble, recurrent
 
 Builder = Callable[[ModelConfig, tuple[int, int], int], object]
 BUILDERS: dict[str, Builder] = {b.__name__: b for b in (
-    recurrent.simple_rnn, recurrent.lstm, recurrent.gru, conv.conv1d)}
+    recurrent.simple_rnn, recurrent.lstm, recurrent.gru, conv.conv1d, ensemble.ensemble)}
 
 
 def names() -> list[str]:
