@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from helpers import SHORT, SMOKE, explain, invoke, meta
 
-from stockrnn import evaluation, export, forecasting, render, runs, stages, training
+from stockrnn import evaluation, export, forecasting, render, report, runs, stages, training
 from stockrnn.config import load_config
 from stockrnn.errors import ConfigError
 from stockrnn.options import RunOptions
@@ -95,6 +95,12 @@ def test_evaluate_scores_the_members_on_the_same_points(run, loaded, tmp_path):
     table = render.evaluation(result)
     assert "\n  conv1d_s42 " in table and "\nensemble: MAE " in table
     assert "its best member" in table
+    page = report.run_context(run, with_plots=False)  # the HTML report's run page
+    assert [r["name"] for r in page["rows"][:3]] == ["model", "member lstm_s42",
+                                                     "member conv1d_s42"]
+    assert dict(page["facts"])["model"].startswith("ensemble, the mean of 2 members (lstm_s42")
+    assert any("best member" in line for line in page["verdict"]["lines"])
+    assert "epochs over 2 members" in dict(page["facts"])["training"]
 
 
 def test_predict_export_and_compare_work_on_an_ensemble(run, tmp_path):
