@@ -138,8 +138,8 @@ class ModelConfig(Section):
         (), description="ensemble: its members, each a family name (lstm: the model.* settings "
                         "here with that type) or a mapping of that member's own model.* keys "
                         "over them ({type: conv1d, filters: 32}). Each member is trained on its "
-                        "own, once per seed of model.seeds; the ensemble forecasts their mean "
-                        "log return.")
+                        "own, once per seed of model.seeds; the ensemble forecasts the mean of "
+                        "their outputs (the mean log return under the log_return target).")
     seeds: tuple[int, ...] | None = Field(
         None, min_length=1, description="ensemble: the training seeds; every member is trained "
                                         "once per seed (default: [train.seed]). One member and "
