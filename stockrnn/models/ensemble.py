@@ -63,13 +63,3 @@ def networks(model) -> dict[str, object]:
     if AVERAGE not in names or model.name != "ensemble":
         return {}
     return {layer.name: layer for layer in model.layers if hasattr(layer, "layers")}
-
-
-def ensemble(cfg: ModelConfig, input_shape, horizon: int):
-    """The registry's builder: the untrained ensemble of the config's members (with the
-    default seed; each member's head starts at zero, so this predicts persistence too).
-    Training builds and fits each member on its own instead (``training.fit_ensemble``)."""
-    from stockrnn.models.registry import build_model
-
-    return combine({m.name: build_model(m.model, input_shape, horizon)
-                    for m in members(cfg, 0)}, input_shape)
