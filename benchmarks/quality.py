@@ -1,5 +1,7 @@
-"""Forecast quality of the default configs (configs/<family>.yaml), test split, TensorFlow,
-beside AutoARIMA, AutoETS and the oracle on exactly the same test points.
+"""Forecast quality of the default configs (configs/<family>.yaml, and configs/ensemble.yaml),
+test split, TensorFlow, beside AutoARIMA, AutoETS and the oracle on exactly the same test points;
+for the ensemble, also whether it beats its best member (the member with the lowest test MAE
+in the same run, on the same points: chosen with hindsight).
 
 Data: the bundled GOOG sample (no oracle is known); a random walk (persistence is the oracle,
 MASE ~1 expected: below that is a leak); AR(1) log returns (phi 0.5), oracle
@@ -66,6 +68,12 @@ def train_and_score(family: str, data: str, seed: int, overrides: list[str], fol
            "persistence_mae": res["baselines"]["persistence"]["mae"],
            "epochs_run": meta["epochs_run"], "best_epoch": meta["best_epoch"],
            "seconds": time.perf_counter() - started, "notes": res.get("notes", [])}
+    if res.get("members"):  # an ensemble: each member scored on the same points
+        best = res["best_member"]
+        out["members"] = {n: m["mase"] for n, m in res["members"].items()}
+        out["best_member"] = {"name": best, "mase": res["members"][best]["mase"]}
+        out["beats_best_member"] = res["model"]["mae"] < res["members"][best]["mae"]
+        out["members_kept_untrained"] = sum(m.get("best_epoch") == 0 for m in meta["members"])
     for name in CLASSICAL:  # from the same evaluation: the same training rows and test points
         if name in res["baselines"]:
             out[name] = _score(res["baselines"][name])
@@ -228,6 +236,9 @@ def summarize(family: str, data: str, runs: list[dict]) -> tuple[dict, list[dict
         row.update(_over_seeds(good))
         # best epoch 0: no epoch beat the untrained model (persistence), which training kept
         row["kept_untrained"] = sum(r.get("best_epoch") == 0 for r in good)
+        if all("members" in r for r in good):  # an ensemble: its members, over the seeds
+            row["kept_untrained"] = sum(r["members_kept_untrained"] for r in good)
+            row["kept_of"] = sum(len(r["members"]) for r in good)
         row["epochs_run"] = [r.get("epochs_run") for r in good]
         for ref in REFERENCES:
             ratios = _ratios(good, ref)
@@ -235,6 +246,7 @@ def summarize(family: str, data: str, runs: list[dict]) -> tuple[dict, list[dict
                 row[f"over_{ref}"] = spread(ratios)
         row["mase_over_oracle"] = row.get("over_oracle", {}).get("mean")
         row["mase_over_auto_arima"] = row.get("over_auto_arima", {}).get("mean")
+        row.update(versus_best_member(good))
     mase = row.get("mase")
     name = f"quality {family} on {data}"
     checks = []
@@ -255,6 +267,23 @@ def summarize(family: str, data: str, runs: list[dict]) -> tuple[dict, list[dict
     row["checks"] = checks
     row["status"] = next((c["status"] for c in checks if c["status"] != "PASS"), "PASS")
     return row, checks
+
+
+def versus_best_member(runs: list[dict]) -> dict:
+    """An ensemble's runs against their best members (per seed: the member with the lowest
+    test MAE on the same points): the best members' MASE, the per-seed ratio ensemble MASE /
+    best member MASE, in how many seeds the ensemble beat it, and ``beats_best_member``: on
+    the mean over the seeds. {} for runs that are not an ensemble's."""
+    have = [r for r in runs if "best_member" in r]
+    if not have:
+        return {}
+    best = spread([r["best_member"]["mase"] for r in have])
+    return {"best_member": {"names": [r["best_member"]["name"] for r in have],
+                            "mase": best, "mase_per_seed": [r["best_member"]["mase"]
+                                                            for r in have]},
+            "over_best_member": spread([r["mase"] / r["best_member"]["mase"] for r in have]),
+            "beats_best_member_seeds": sum(bool(r["beats_best_member"]) for r in have),
+            "beats_best_member": statistics.mean(r["mase"] for r in have) < best["mean"]}
 
 
 def summarize_reference(name: str, data: str, runs: list[dict],

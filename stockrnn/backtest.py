@@ -178,7 +178,8 @@ def run_job(job: Job, opts: RunOptions) -> list[dict]:
         fds = ds if f is m else fold_dataset(cfg, job.frame, m, f, ds.transform)
         fc = evaluation.forecasts(model, fds, "test", quantiles)
         if f is m:  # the fold run's own metrics_test.json, for evaluate and compare
-            evaluation.write_scores(run, "test", fc)
+            evaluation.write_scores(run, "test", fc,
+                                    evaluation.member_forecasts(model, fds, "test"))
         out.append({"fold": f.index, "run_dir": str(run.path),
                     "train_rows": m.test_start - m.start, "forecasts": fc})
     meta = run.meta()

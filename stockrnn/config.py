@@ -30,7 +30,11 @@ from stockrnn.errors import ConfigError
 
 Column = Literal["Open", "High", "Low", "Close", "Volume"]
 SourceName = Literal["yahoo", "csv", "sample", "synthetic"]
-ModelType = Literal["simple_rnn", "lstm", "gru", "conv1d"]
+MemberType = Literal["simple_rnn", "lstm", "gru", "conv1d"]
+ModelType = Literal["simple_rnn", "lstm", "gru", "conv1d", "ensemble"]
+MEMBER_TYPES = ("simple_rnn", "lstm", "gru", "conv1d")
+# model.* keys that belong to the ensemble as a whole, not to one member
+ENSEMBLE_KEYS = ("members", "seeds", "scope")
 
 
 class KeyedValueError(ValueError):
@@ -162,7 +166,7 @@ class ScalingConfig(Section):
 
 
 class ModelConfig(Section):
-    type: ModelType = Field("lstm", description="Model family: simple_rnn, lstm, gru or conv1d.")
+    type: ModelType = Field("lstm", description="Model family: simple_rnn, lstm, gru or conv1d; or ensemble: the mean of the model.members' forecasts (docs/pipeline.md#ensembles).")
     units: tuple[int, ...] = Field((32,), min_length=1, description="Recurrent units per stacked layer ([64, 32]: two layers).")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout rate on the inputs of each recurrent layer (conv1d: a Dropout layer before the head).")
     recurrent_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout rate on the recurrent state of each recurrent layer (not used by conv1d).")
@@ -179,12 +183,100 @@ class ModelConfig(Section):
     scope: Literal["per_ticker", "global"] = Field(
         "per_ticker", description="Multi-ticker configs: one model per ticker, or one global "
                                   "model trained on every ticker's windows.")
+    members: tuple[MemberType | dict[str, Any], ...] = Field(
+        (), description="ensemble: its members, each a family name (lstm: the model.* settings "
+                        "here with that type) or a mapping of that member's own model.* keys "
+                        "over them ({type: conv1d, filters: 32}). Each member is trained on its "
+                        "own, once per seed of model.seeds; the ensemble forecasts the mean of "
+                        "their outputs (the mean log return under the log_return target).")
+    seeds: tuple[int, ...] | None = Field(
+        None, min_length=1, description="ensemble: the training seeds; every member is trained "
+                                        "once per seed (default: [train.seed]). One member and "
+                                        "several seeds make a seed ensemble.")
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def _member_entries(cls, value):
+        if value is None:
+            return ()
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a list of members: family names or mappings of model keys "
+                             f"(e.g. [lstm, gru, conv1d]). Received: members={value!r}")
+        for i, member in enumerate(value):
+            key = f"model.members.{i}"
+            if isinstance(member, dict):
+                valid = [k for k in cls.model_fields if k not in ENSEMBLE_KEYS]
+                for k in member:
+                    if k not in valid:
+                        close = difflib.get_close_matches(str(k), valid, n=1, cutoff=0.6)
+                        hint = f" (did you mean {close[0]}?)" if close else \
+                            f" (valid: {', '.join(valid)})"
+                        raise KeyedValueError(f"{key}.{k}", f"unknown member key{hint}")
+                if "type" not in member:
+                    raise KeyedValueError(f"{key}.type", "a member mapping needs its type, one "
+                                          f"of {', '.join(MEMBER_TYPES)}")
+                _member_type(f"{key}.type", member["type"])
+            else:
+                _member_type(key, member)
+        return tuple(value)
 
     @model_validator(mode="after")
-    def _positive_units(self):
+    def _check(self):
         if any(u <= 0 for u in self.units) or any(u <= 0 for u in self.dense_units):
             raise ValueError("units and dense_units must be > 0")
+        if self.type != "ensemble":
+            for key in ("members", "seeds"):
+                if getattr(self, key):
+                    raise KeyedValueError(f"model.{key}", f"only for model.type: ensemble "
+                                          f"(model.type is {self.type})")
+            return self
+        if not self.members:
+            raise KeyedValueError("model.members", "model.type ensemble needs members, e.g. "
+                                  "[lstm, gru, conv1d]")
+        seeds = self.seeds or ()
+        if any(s < 0 for s in seeds):
+            raise KeyedValueError("model.seeds", f"seeds must be >= 0. Received: "
+                                  f"seeds={list(seeds)}")
+        if len(set(seeds)) != len(seeds):
+            raise KeyedValueError("model.seeds", f"lists a seed twice: {list(seeds)}")
+        if len(self.members) * max(len(seeds), 1) < 2:
+            raise KeyedValueError("model.members", "an ensemble of one model: list two or more "
+                                  "members, or two or more model.seeds")
+        resolved = self.member_configs()
+        for i, m in enumerate(resolved):
+            if m in resolved[:i]:
+                raise KeyedValueError(f"model.members.{i}", f"the same model as member "
+                                      f"{resolved.index(m)}: with the same seeds it trains "
+                                      "the same network")
         return self
+
+    def member_configs(self) -> tuple[ModelConfig, ...]:
+        """An ensemble's members as complete model configs: the ensemble's own model.*
+        settings with the member's type and keys over them (empty for any other type)."""
+        shared = {k: v for k, v in self.model_dump().items() if k not in ENSEMBLE_KEYS}
+        out = []
+        for i, member in enumerate(self.members):
+            own = member if isinstance(member, dict) else {"type": member}
+            try:
+                out.append(ModelConfig.model_validate({**shared, **own}))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                loc = ".".join(str(p) for p in err.get("loc", ()))
+                key = getattr((err.get("ctx") or {}).get("error"), "key", None) or \
+                    f"model.members.{i}" + (f".{loc}" if loc else "")
+                msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+                if err.get("type") != "value_error" and "input" in err:
+                    msg += f". Received: {key.split('.')[-1]}={err['input']!r}"
+                raise KeyedValueError(key, msg) from None
+        return tuple(out)
+
+
+def _member_type(key: str, value) -> None:
+    if value == "ensemble":
+        raise KeyedValueError(key, "a member cannot itself be an ensemble")
+    if value not in MEMBER_TYPES:
+        raise KeyedValueError(key, f"unknown member type {value!r}; valid: "
+                              f"{', '.join(MEMBER_TYPES)}")
 
 
 class EarlyStoppingConfig(Section):
@@ -327,11 +419,19 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _cross_checks(self):
-        m, w = self.model, self.window
-        if m.type == "conv1d":
+        w = self.window
+        models = [("model.", self.model)] if self.model.type != "ensemble" else [
+            (f"model.members.{i}." if isinstance(own, dict) and "kernel_size" in own
+             else "model.", m)
+            for i, (own, m) in enumerate(zip(self.model.members, self.model.member_configs(),
+                                             strict=True))]
+        for prefix, m in models:
+            if m.type != "conv1d":
+                continue
             if m.kernel_size > w.look_back:
-                raise KeyedValueError("model.kernel_size", f"model.kernel_size ({m.kernel_size}) "
-                                      f"must be <= window.look_back ({w.look_back})")
+                raise KeyedValueError(f"{prefix}kernel_size", f"{prefix}kernel_size "
+                                      f"({m.kernel_size}) must be <= window.look_back "
+                                      f"({w.look_back})")
             if w.look_back // (m.pool_size ** m.conv_layers) < 1:
                 raise KeyedValueError("window.look_back",
                                       f"window.look_back ({w.look_back}) is too short for "

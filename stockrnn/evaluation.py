@@ -111,15 +111,7 @@ def score(fc: dict[str, np.ndarray]) -> dict:
     h = actual.shape[1]
 
     def block(forecast: np.ndarray) -> dict:
-        steps = []
-        for k in range(h):
-            ref = metrics.mae(actual[:, k], last)
-            steps.append(metrics.score(actual[:, k], forecast[:, k], last, ref))
-        overall = metrics.score(actual.ravel(), forecast.ravel(), np.repeat(last, h),
-                                metrics.mae(actual.ravel(), np.repeat(last, h)))
-        if h > 1:
-            overall["per_step"] = steps
-        return overall
+        return _block(actual, last, forecast)
 
     result = {"n": int(len(actual)), "horizon": h,
               "first": str(pd.Timestamp(fc["dates"][0]).date()),
@@ -138,16 +130,52 @@ def score(fc: dict[str, np.ndarray]) -> dict:
     return result
 
 
+def _block(actual: np.ndarray, last: np.ndarray, forecast: np.ndarray) -> dict:
+    """The metrics of one forecast (n, horizon) of ``actual`` from ``last``: overall, and per
+    step when the horizon is longer than 1."""
+    h = actual.shape[1]
+    steps = []
+    for k in range(h):
+        ref = metrics.mae(actual[:, k], last)
+        steps.append(metrics.score(actual[:, k], forecast[:, k], last, ref))
+    overall = metrics.score(actual.ravel(), forecast.ravel(), np.repeat(last, h),
+                            metrics.mae(actual.ravel(), np.repeat(last, h)))
+    if h > 1:
+        overall["per_step"] = steps
+    return overall
+
+
+def member_forecasts(model, ds: Dataset, split: str) -> dict[str, np.ndarray]:
+    """An ensemble's member networks' forecasts of a split in price units (name -> (n,
+    horizon)); {} for any other model."""
+    from stockrnn.models.ensemble import networks
+
+    return {name: predict_split(net, ds, split) for name, net in networks(model).items()}
+
+
+def member_scores(fc: dict[str, np.ndarray], members: dict[str, np.ndarray]) -> dict:
+    """``members`` (each member's forecasts) scored on the points of ``fc`` like the model:
+    ``{"members": {name: metrics}, "best_member": lowest MAE}``; {} without members."""
+    if not members:
+        return {}
+    scored = {name: _block(fc["actual"], fc["last"], pred) for name, pred in members.items()}
+    return {"members": scored, "best_member": min(scored, key=lambda n: scored[n]["mae"])}
+
+
 def evaluate(run: RunDir, model, ds: Dataset, split: str, quantiles) -> dict:
-    """Score a run on a split; writes metrics_<split>.json and the prediction plots."""
-    return write_scores(run, split, forecasts(model, ds, split, quantiles))
+    """Score a run on a split; writes metrics_<split>.json and the prediction plots. An
+    ensemble's members are scored on the same points too (``members``, ``best_member``)."""
+    return write_scores(run, split, forecasts(model, ds, split, quantiles),
+                        member_forecasts(model, ds, split))
 
 
-def write_scores(run: RunDir, split: str, fc: dict[str, np.ndarray]) -> dict:
-    """Score the forecasts ``fc`` of a run's split (see ``forecasts``); writes
-    metrics_<split>.json and the prediction plots, returns the metrics."""
+def write_scores(run: RunDir, split: str, fc: dict[str, np.ndarray],
+                 members: dict[str, np.ndarray] | None = None) -> dict:
+    """Score the forecasts ``fc`` of a run's split (see ``forecasts``) and an ensemble's
+    ``members``' forecasts on the same points; writes metrics_<split>.json and the prediction
+    plots, returns the metrics."""
     scored = score(fc)
-    result = {"run": str(run.path), "split": split, **scored}
+    result = {"run": str(run.path), "split": split, **scored, **member_scores(fc, members or {})}
     atomic.write_json(run.path / f"metrics_{split}.json", result)
     meta = run.meta()
     title = f"{meta.get('model_type', '')} on {meta.get('ticker', '')}, {split} split"

@@ -29,10 +29,16 @@ def _save(fig, path: Path) -> Path:
 
 
 def loss_plot(history: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Train and val loss per epoch; for an ensemble's history (``<member>/val_loss``
+    columns) each member's val loss."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
     epochs = np.arange(1, len(history) + 1)
-    ax.plot(epochs, history["loss"], label="train loss")
+    members = [c.removesuffix("/val_loss") for c in history.columns if c.endswith("/val_loss")]
+    for name in members:
+        ax.plot(epochs, history[f"{name}/val_loss"], label=f"{name} val loss")
+    if "loss" in history:
+        ax.plot(epochs, history["loss"], label="train loss")
     if "val_loss" in history:
         ax.plot(epochs, history["val_loss"], label="val loss")
         best = int(np.nanargmin(history["val_loss"].to_numpy()))

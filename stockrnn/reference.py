@@ -243,12 +243,15 @@ def _type_name(ann) -> str:
         return " or ".join(_type_name(a) for a in args)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
-            return f"list of {_type_name(args[0])}"
+            item = _type_name(args[0])
+            either = typing.get_origin(args[0]) in (typing.Union, types.UnionType)
+            return f"list of ({item})" if either else f"list of {item}"
         return "[" + ", ".join(_type_name(a) for a in args) + "]"
     if origin is dict:
         return f"mapping of {_type_name(args[0])} to {_type_name(args[1])}"
     return {str: "text", int: "integer", float: "number", bool: "boolean",
-            dt.date: "date (YYYY-MM-DD)"}.get(ann, getattr(ann, "__name__", str(ann)))
+            dt.date: "date (YYYY-MM-DD)", typing.Any: "any value"}.get(
+        ann, getattr(ann, "__name__", str(ann)))
 
 
 def _yaml_value(value) -> str:

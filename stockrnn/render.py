@@ -68,6 +68,18 @@ def versus_best(model: dict, baselines: dict, best: str | None = None) -> str | 
     return f"{how} the best baseline's ({best}, MAE {ref:.4f})"
 
 
+def versus_member(result: dict) -> str:
+    """How an ensemble's MAE compares with its best member's on the same points, in words."""
+    best = result["best_member"]
+    ref, mae = result["members"][best]["mae"], result["model"]["mae"]
+    change = (1.0 - mae / ref) * 100.0 if ref > 0 else 0.0
+    how = (f"{abs(change):.2f}% {'lower' if change > 0 else 'higher'} than" if abs(change) >= 0.005
+           else "the same as")
+    verdict = "beats" if mae < ref else "does not beat"
+    return (f"MAE {mae:.4f} is {how} the best member's ({best}, MAE {ref:.4f}): it {verdict} "
+            "its best member")
+
+
 def evaluation(result: dict) -> str:
     """``evaluate``'s table: the model and every baseline on the same points."""
     def pct(v):
@@ -77,7 +89,9 @@ def evaluation(result: dict) -> str:
              f", horizon {result['horizon']}  (prices in data units)",
              f"{'forecast':15s} {'MAE':>9s} {'RMSE':>9s} {'MAPE':>7s} {'MASE':>7s} "
              f"{'dir.acc':>7s} {'p':>6s}"]
-    rows = [("model", result["model"])] + list(result["baselines"].items())
+    rows = [("model", result["model"])] + [(f"  {name}", m) for name, m in
+                                           (result.get("members") or {}).items()]
+    rows += list(result["baselines"].items())
     for name, m in rows:
         lines.append(f"{name:15s} {m['mae']:9.4f} {m['rmse']:9.4f} {m['mape']:6.2f}% "
                      f"{m['mase']:7.4f} {pct(m['directional_accuracy'])} "
@@ -89,6 +103,8 @@ def evaluation(result: dict) -> str:
     vs = versus_best(result["model"], result["baselines"], result.get("best_baseline"))
     if vs is not None:
         lines.append(f"verdict: the model's MAE ({result['model']['mae']:.4f}) is {vs}")
+    if result.get("best_member"):
+        lines.append(f"ensemble: {versus_member(result)}")
     cov = result["intervals"]
     lines.append("interval coverage: " + ", ".join(
         f"{float(k) * 100:.0f}% -> {v['coverage'] * 100:.1f}%" for k, v in cov.items()))

@@ -230,6 +230,11 @@ def run_facts(meta: dict, cfg: dict) -> list[tuple[str, str]]:
 def _model_text(meta: dict, cfg: dict) -> str:
     m = cfg.get("model") or {}
     kind = meta.get("model_type") or m.get("type") or "?"
+    if kind == "ensemble":
+        names = [x.get("name", "?") for x in meta.get("members") or []]
+        params = meta.get("parameters")
+        return (f"ensemble, the mean of {len(names)} members ({', '.join(names)}"
+                + (f"; {params} parameters)" if params else ")"))
     if "conv" in kind:
         shape = (f"filters {m.get('filters')}, kernel {m.get('kernel_size')}, "
                  f"{m.get('conv_layers')} conv layer(s)")
@@ -246,7 +251,11 @@ def _model_text(meta: dict, cfg: dict) -> str:
 def _training_text(meta: dict, cfg: dict) -> str:
     t = cfg.get("train") or {}
     parts = []
-    if meta.get("epochs_run") is not None:
+    members = meta.get("members") or []
+    if meta.get("epochs_run") is not None and members:
+        parts.append(f"{meta['epochs_run']} epochs over {len(members)} members (each at most "
+                     f"{t.get('epochs', '?')})")
+    elif meta.get("epochs_run") is not None:
         parts.append(f"{meta['epochs_run']} of {t.get('epochs', '?')} epochs")
     if meta.get("best_val_loss") is not None:
         parts.append(runs.best_line(meta))
@@ -288,8 +297,10 @@ def _complete(metrics) -> bool:
 
 
 def _eval_rows(metrics: dict) -> list[dict]:
+    """The model, an ensemble's members, then the baselines."""
+    members = [(f"member {n}", m) for n, m in (metrics.get("members") or {}).items()]
     return [{"name": name, **m} for name, m in
-            [("model", metrics["model"]), *metrics["baselines"].items()]]
+            [("model", metrics["model"]), *members, *metrics["baselines"].items()]]
 
 
 def _coverage(intervals: dict) -> list[dict]:
@@ -343,6 +354,9 @@ def run_verdict(metrics: dict) -> dict:
     if vs is not None:
         lines.append(f"Against every baseline on those points ({', '.join(base)}): the "
                      f"model's MAE is {vs}.")
+    if metrics.get("best_member"):
+        lines.append(f"Against its members on those points: the ensemble's "
+                     f"{render.versus_member(metrics)}.")
     lines.append(_direction_line(m))
     if mase < 1.0:
         lines.append("One test split cannot tell an edge from luck: a backtest (stockrnn "

@@ -4,6 +4,7 @@
         config.yaml  model.keras  scaler.json  series.csv  history.csv  meta.json
         intervals.json  checkpoints/best.keras   backup/ (while training)   plots/*.png
         metrics_<split>.json     forecast.csv (after evaluate / predict)
+        members/<name>/  (an ensemble: each member's model.keras, history.csv, member.json)
     runs/<run_name>/latest      name of the newest complete run
     runs/<run_name>/.lock       held by whoever writes under runs/<run_name>/
     runs/<run_name>/<kind>-<UTC timestamp>/   batch, tune and backtest folders
@@ -263,7 +264,13 @@ def _prune_name(root: Path, name: str, keep: int | None, incomplete_only: bool) 
 
 
 def best_line(meta: dict) -> str:
-    """How training ended, in words: the best epoch, or that the untrained model was kept."""
+    """How training ended, in words: the best epoch, or that the untrained model was kept; for
+    an ensemble, its validation loss beside its best member's."""
+    members = meta.get("members")
+    if members:
+        best = min(members, key=lambda m: m["best_val_loss"])
+        return (f"ensemble of {len(members)}: val_loss {meta['best_val_loss']:.5f}, best member "
+                f"{best['name']} {best['best_val_loss']:.5f}")
     if meta.get("best_epoch") == 0:
         return (f"no epoch beat the untrained model (persistence) on validation, kept it "
                 f"(val_loss {meta['best_val_loss']:.5f})")

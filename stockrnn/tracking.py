@@ -253,12 +253,15 @@ def _read_json(path: Path) -> dict | None:
 def split_metrics(result: dict, prefix: str) -> dict[str, float]:
     """An evaluation result (metrics_<split>.json) as ``<prefix>_mae``, ``<prefix>_mase``, ...,
     ``<prefix>_persistence_mae``, each other baseline's ``<prefix>_<baseline>_mase`` (drift,
-    moving_average, auto_arima, auto_ets: those scored), ``<prefix>_best_baseline_mase`` and
-    ``<prefix>_coverage_80``/``_95``."""
+    moving_average, auto_arima, auto_ets: those scored), ``<prefix>_best_baseline_mase``, an
+    ensemble's ``<prefix>_best_member_mase``, and ``<prefix>_coverage_80``/``_95``."""
     out = {f"{prefix}_{k}": (result.get("model") or {}).get(k) for k in SPLIT_METRICS}
     base = result.get("baselines") or {}
     out[f"{prefix}_persistence_mae"] = (base.get("persistence") or {}).get("mae")
     out.update(baseline_mases(base, prefix, result.get("best_baseline")))
+    best = (result.get("members") or {}).get(result.get("best_member"))
+    if isinstance(best, dict):  # an ensemble: its best member on the same points
+        out[f"{prefix}_best_member_mase"] = best.get("mase")
     for level, iv in (result.get("intervals") or {}).items():
         try:
             out[f"{prefix}_coverage_{round(float(level) * 100)}"] = iv.get("coverage")

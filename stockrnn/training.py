@@ -174,7 +174,11 @@ def previous_best(history: Path) -> float | None:
 
 def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: bool = False,
         progress: str = "lines", backend: str | None = None) -> dict:
-    """Train and write ``model.keras`` (the best epoch's weights). Returns training facts."""
+    """Train and write ``model.keras`` (the best epoch's weights). Returns training facts.
+    An ensemble trains each of its members (``fit_ensemble``)."""
+    if model_cfg.type == "ensemble":
+        return fit_ensemble(model_cfg, train_cfg, ds, run, resume=resume, progress=progress,
+                            backend=backend)
     keras = use(backend)
     seed_everything(train_cfg.seed)
     tr, va = ds.splits["train"], ds.splits["val"]
@@ -250,14 +254,100 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
             "parameters": int(model.count_params())}
 
 
-def loss_of_zero(loss: str, y: np.ndarray) -> float:
-    """The training loss of predicting 0 for every target: the untrained model's val_loss."""
-    a = np.abs(np.asarray(y, dtype="float64"))
+MEMBERS = "members"          # <run>/members/<member name>/: one ordinary training per member
+MEMBER_FILE = "member.json"  # written when the member is finished: its facts
+
+
+def fit_ensemble(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *,
+                 resume: bool = False, progress: str = "lines", backend: str | None = None
+                 ) -> dict:
+    """Train an ensemble's members, then write ``model.keras``: the model that averages them.
+
+    Each member (``models.ensemble.members``: every member once per seed) is an ordinary
+    ``fit`` into ``<run>/members/<name>/`` (its own model.keras, history.csv, checkpoint and
+    backup), with its own seed and early stopping on the validation split, on the same windows.
+    ``member.json`` there marks it finished. With ``resume`` a finished member is kept as it is
+    and an interrupted one continues from its backup. The run's history.csv holds every
+    member's epochs (columns ``<name>/loss``, ``<name>/val_loss``); its facts are the
+    ensemble's validation loss, the members' epochs and seconds summed, and ``members``: each
+    member's facts."""
+    from stockrnn.models import ensemble
+
+    use(backend)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing warnings between members
+    todo = ensemble.members(model_cfg, train_cfg.seed)
+    facts, networks = [], {}
+    for i, m in enumerate(todo, 1):
+        mrun = member_run(run, m.name)
+        done = finished_member(mrun) if resume else None
+        if done is not None:
+            log.info("ensemble member %d/%d %s: finished before, kept", i, len(todo), m.name)
+        else:
+            log.info("ensemble member %d/%d: %s (seed %d)", i, len(todo), m.name, m.seed)
+            mrun.path.mkdir(parents=True, exist_ok=True)
+            done = {"name": m.name, "type": m.model.type, "seed": m.seed,
+                    **fit(m.model, train_cfg.model_copy(update={"seed": m.seed}), ds, mrun,
+                          resume=resume, progress=progress, backend=backend)}
+            atomic.write_json(mrun.path / MEMBER_FILE, done)
+        facts.append(done)
+        networks[m.name] = load_model(mrun.model)
+    va = ds.splits["val"]
+    model = ensemble.combine(networks, tuple(va.x.shape[1:]))
+    start_loss = loss_of_zero(train_cfg.loss, va.y)
+    val_loss = loss_value(train_cfg.loss, va.y, predict(model, va.x))
+    write_member_history(run.history, [(m.name, member_run(run, m.name)) for m in todo])
+    atomic.write_with(run.model, lambda tmp: model.save(tmp), suffix=".keras")
+    remember(run.model, model)
+    best = min(facts, key=lambda f: f["best_val_loss"])
+    log.info("ensemble of %d: val_loss %.5f (best member %s: %.5f)", len(facts), val_loss,
+             best["name"], best["best_val_loss"])
+    return {"epochs_run": sum(f["epochs_run"] for f in facts), "best_epoch": None,
+            "best_val_loss": val_loss, "start_val_loss": start_loss,
+            "train_seconds": round(sum(f["train_seconds"] for f in facts), 3),
+            "parameters": int(model.count_params()), "members": facts}
+
+
+def member_run(run: RunDir, name: str) -> RunDir:
+    """Where an ensemble member trains: ``<run>/members/<name>/``."""
+    return RunDir(run.path / MEMBERS / name)
+
+
+def finished_member(mrun: RunDir) -> dict | None:
+    """A member's facts when it finished training (member.json and its model), else None."""
+    import json
+
+    try:
+        facts = json.loads((mrun.path / MEMBER_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return facts if isinstance(facts, dict) and mrun.model.is_file() else None
+
+
+def write_member_history(path: Path, members: list[tuple[str, RunDir]]) -> None:
+    """One history.csv for an ensemble: a row per epoch, each member's columns under its
+    name (``lstm_s42/val_loss``), empty where a member stopped earlier."""
+    import pandas as pd
+
+    parts = [read_history(m.history).set_index("epoch").add_prefix(f"{name}/")
+             for name, m in members]
+    frame = pd.concat(parts, axis=1).sort_index()
+    frame.index.name = "epoch"
+    atomic.write_with(path, lambda tmp: frame.to_csv(tmp), suffix=".csv")
+
+
+def loss_value(loss: str, y: np.ndarray, pred: np.ndarray | float) -> float:
+    """The training loss (``train.loss``) of the predictions ``pred`` of the targets ``y``."""
+    a = np.abs(np.asarray(y, dtype="float64") - np.asarray(pred, dtype="float64"))
     if loss == "mae":
         return float(a.mean())
     if loss == "mse":
         return float((a ** 2).mean())
     return float(np.where(a <= 1.0, 0.5 * a ** 2, a - 0.5).mean())  # Keras huber, delta 1
+
+
+def loss_of_zero(loss: str, y: np.ndarray) -> float:
+    """The training loss of predicting 0 for every target: the untrained model's val_loss."""
+    return loss_value(loss, y, 0.0)
 
 
 def read_history(path: Path):

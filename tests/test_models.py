@@ -41,7 +41,7 @@ def test_registry_names_match_builders_and_config():
 
     from stockrnn.config import ModelType
 
-    assert registry.names() == ["simple_rnn", "lstm", "gru", "conv1d"]
+    assert registry.names() == ["simple_rnn", "lstm", "gru", "conv1d", "ensemble"]
     assert list(registry.BUILDERS) == registry.names()
     assert set(get_args(ModelType)) == set(registry.names())
 
@@ -151,7 +151,32 @@ def test_unknown_type_lists_the_valid_ones():
     with pytest.raises(ConfigError) as info:
         registry.build_model(cfg, (LOOK_BACK, 1), 1)
     assert info.value.exit_code == 2
-    assert str(info.value) == "unknown model type 'transformer'; valid: simple_rnn, lstm, gru, conv1d"
+    assert str(info.value) == ("unknown model type 'transformer'; valid: simple_rnn, lstm, gru, "
+                               "conv1d, ensemble")
+
+
+def test_ensemble_is_the_mean_of_its_member_networks(keras, tmp_path):
+    """The registry's ensemble: one functional model, each member network nested under its
+    name, an Average of their outputs; it survives a .keras save/load (on the other backend
+    too: built-in layers only)."""
+    from stockrnn.models.ensemble import networks
+    from stockrnn.training import load_model
+
+    cfg = ModelConfig(type="ensemble", units=(4,), filters=4, kernel_size=3,
+                      members=("lstm", "conv1d"), seeds=(7,))
+    model = registry.build_model(cfg, (LOOK_BACK, FEATURES), HORIZON)
+    assert model.name == "ensemble" and model.output_shape == (None, HORIZON)
+    assert list(networks(model)) == ["lstm_s7", "conv1d_s7"]
+    assert networks(registry.build_model(TINY["lstm"], (LOOK_BACK, FEATURES), HORIZON)) == {}
+    rng = np.random.default_rng(2)
+    model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+    x, _ = data(10)
+    mean = np.mean([net.predict_on_batch(x) for net in networks(model).values()], axis=0)
+    np.testing.assert_allclose(model.predict_on_batch(x), mean, rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "ensemble.keras")
+    loaded = load_model(tmp_path / "ensemble.keras")
+    assert list(networks(loaded)) == ["lstm_s7", "conv1d_s7"]
+    np.testing.assert_allclose(loaded.predict_on_batch(x), mean, rtol=1e-5, atol=1e-6)
 
 
 def test_unknown_type_is_rejected_by_the_config():
