@@ -80,14 +80,20 @@ def update(cfg: Config, full: bool = False, wait: float = 0.0,
     d = cfg.data
     store = Store(cfg.data_dir)
     ticker = ticker or d.ticker
-    own = ticker.upper() == d.ticker.upper()
-    sources = {k.upper(): v for k, v in d.sources.items()}
-    calendar = d.calendar if own else None
-    src = make_source(d.source if own else sources.get(ticker.upper(), d.source),
-                      csv_path=d.path, column=d.column, cache_dir=store.cache_dir,
-                      calendar=calendar)
+    calendar = d.calendar if ticker.upper() == d.ticker.upper() else None
+    src = make_source(source_of(cfg, ticker), csv_path=d.path, column=d.column,
+                      cache_dir=store.cache_dir, calendar=calendar)
     return store.update(src, ticker, d.interval, d.start, d.end, full=full, wait=wait,
                         calendar=calendar)
+
+
+def source_of(cfg: Config, ticker: str) -> str:
+    """The source of the config's ticker (data.source) or of one of its covariates (its
+    data.sources entry, else data.source)."""
+    d = cfg.data
+    if ticker.upper() == d.ticker.upper():
+        return d.source
+    return {k.upper(): v for k, v in d.sources.items()}.get(ticker.upper(), d.source)
 
 
 def fetch(cfg: Config, allow_stale: bool = False, wait: float = 0.0) -> str:
@@ -160,7 +166,8 @@ def load_frame(cfg: Config, wait: float = 0.0) -> pd.DataFrame:
 
     def read(ticker: str) -> pd.DataFrame:
         if not store.exists(ticker, cfg.data.interval):
-            log.info("%s is not in %s/: fetching it", ticker, store.dir)
+            log.info("%s is not in %s/: fetching from %s", ticker, store.dir,
+                     source_of(cfg, ticker))
             update(cfg, wait=wait, ticker=ticker)
         return store.read(ticker, cfg.data.interval)
 
