@@ -141,6 +141,14 @@ class DataConfig(Section):
         return self
 
 
+    def source_of(self, ticker: str) -> str:
+        """The source of data.ticker (data.source) or of another ticker, a covariate (its
+        data.sources entry, else data.source)."""
+        if ticker.upper() == self.ticker.upper():
+            return self.source
+        return {k.upper(): v for k, v in self.sources.items()}.get(ticker.upper(), self.source)
+
+
 class WindowConfig(Section):
     look_back: int = Field(30, gt=0, le=5000, description="Past bars fed to the model (the window length).")
     foresight: int = Field(0, ge=0, description="Bars skipped between the last input and the first target (0 = next bar).")

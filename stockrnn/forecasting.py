@@ -95,8 +95,6 @@ def current_prices(cfg: Config, as_of: dt.date | None, allow_stale: bool,
     all of them, checked for staleness: yahoo data (the target's or a covariate's) that lack
     more than data.max_age_days closed sessions of their calendar by ``now`` (tz-aware;
     default the clock) exit 1 unless ``allow_stale``."""
-    from stockrnn.stages import source_of
-
     store = Store(cfg.data_dir)
     d = cfg.data
 
@@ -107,7 +105,7 @@ def current_prices(cfg: Config, as_of: dt.date | None, allow_stale: bool,
             if frame.empty:
                 raise DataError(f"no stored data for {ticker} on or before {as_of}")
         elif ticker.upper() != d.ticker.upper():
-            _check_fresh(cfg, ticker, source_of(cfg, ticker), frame, allow_stale, now,
+            _check_fresh(cfg, ticker, d.source_of(ticker), frame, allow_stale, now,
                          calendars.resolve(None, ticker))
         return frame
 

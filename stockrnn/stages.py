@@ -81,19 +81,10 @@ def update(cfg: Config, full: bool = False, wait: float = 0.0,
     store = Store(cfg.data_dir)
     ticker = ticker or d.ticker
     calendar = d.calendar if ticker.upper() == d.ticker.upper() else None
-    src = make_source(source_of(cfg, ticker), csv_path=d.path, column=d.column,
+    src = make_source(d.source_of(ticker), csv_path=d.path, column=d.column,
                       cache_dir=store.cache_dir, calendar=calendar)
     return store.update(src, ticker, d.interval, d.start, d.end, full=full, wait=wait,
                         calendar=calendar)
-
-
-def source_of(cfg: Config, ticker: str) -> str:
-    """The source of the config's ticker (data.source) or of one of its covariates (its
-    data.sources entry, else data.source)."""
-    d = cfg.data
-    if ticker.upper() == d.ticker.upper():
-        return d.source
-    return {k.upper(): v for k, v in d.sources.items()}.get(ticker.upper(), d.source)
 
 
 def fetch(cfg: Config, allow_stale: bool = False, wait: float = 0.0) -> str:
@@ -167,7 +158,7 @@ def load_frame(cfg: Config, wait: float = 0.0) -> pd.DataFrame:
     def read(ticker: str) -> pd.DataFrame:
         if not store.exists(ticker, cfg.data.interval):
             log.info("%s is not in %s/: fetching from %s", ticker, store.dir,
-                     source_of(cfg, ticker))
+                     cfg.data.source_of(ticker))
             update(cfg, wait=wait, ticker=ticker)
         return store.read(ticker, cfg.data.interval)
 
