@@ -377,12 +377,27 @@ def read_history(path: Path):
     return pd.read_csv(path)
 
 
-def predict(model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Model outputs for ``x`` in chunks, without building a data pipeline (fast for the few
-    hundred windows of a split or the one window of a forecast)."""
+SMALL, CHUNK = 512, 4096  # rows per predict call: inputs are padded to whole calls of these
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    """Model outputs for ``x`` without building a data pipeline (fast for the few hundred
+    windows of a split or the one window of a forecast). Inputs of up to ``SMALL`` windows go
+    in one call of exactly ``SMALL`` rows, larger ones in calls of exactly ``CHUNK`` rows (the
+    last padded with zeros, whose outputs are dropped): the model's predict step is traced
+    (TensorFlow) or compiled (JAX) for one shape, not once per split and again for a forecast."""
     x = np.ascontiguousarray(x, dtype="float32")
-    parts = [np.asarray(model.predict_on_batch(x[i:i + chunk])) for i in range(0, len(x), chunk)]
-    return np.concatenate(parts) if parts else np.empty((0, model.output_shape[-1]), "float32")
+    n = len(x)
+    if n == 0:
+        return np.empty((0, model.output_shape[-1]), "float32")
+    size = SMALL if n <= SMALL else CHUNK
+    parts = []
+    for i in range(0, n, size):
+        part = x[i:i + size]
+        if len(part) < size:
+            part = np.concatenate([part, np.zeros((size - len(part), *x.shape[1:]), "float32")])
+        parts.append(np.asarray(model.predict_on_batch(part))[:min(size, n - i)])
+    return np.concatenate(parts)
 
 
 # Models this process saved or loaded, by the identity of their file (path, inode, mtime,
