@@ -1,6 +1,7 @@
 """Backtest cost: wall time of ``stockrnn backtest --config configs/lstm.yaml`` (5 folds,
-refit always) serially and with ``--jobs 2``, against one ``stockrnn run`` of the same config,
-and the pooled verdict it reaches on the bundled sample.
+refit always) serially and with ``--jobs 2``, against one ``stockrnn run`` of the same config
+(target, issue 17: serial at most ``targets.BACKTEST_OVER_RUN`` times the run), and the pooled
+verdict it reaches on the bundled sample.
 
 Each command is a fresh ``stockrnn -q ... --json`` process in an empty folder (the fetch of the
 sample and the TensorFlow import are included)."""
@@ -49,6 +50,9 @@ def measure(mode) -> dict:
                                                           "backtest --jobs 2"))
     out["serial_over_run"] = serial / run_s if serial and run_s else None
     out["jobs2_over_serial"] = jobs2 / serial if serial and jobs2 else None
+    out["checks"].append(targets.check(
+        "backtest: 5 folds (refit always, serial) / one run, wall time", out["serial_over_run"],
+        at_most=targets.BACKTEST_OVER_RUN, text=f"<= {targets.BACKTEST_OVER_RUN:g}x"))
     a, b = v["backtest serial"].get("pooled"), v["backtest --jobs 2"].get("pooled")
     out["checks"].append(targets.check(
         "backtest: --jobs 2 pooled MASE equals serial (abs difference)",

@@ -42,12 +42,18 @@ def repeat(cmd: list[str], cwd: Path, times: int, label: str) -> dict:
     if ok:
         out["median_seconds"] = statistics.median(r["seconds"] for r in ok)
         out["max_rss_mib"] = max(r["max_rss_mib"] for r in ok)
+        out["tree_peak_rss_mib"] = _max(r.get("tree_peak_rss_mib") for r in ok)
     else:
         out["error"] = runs[-1].get("error", "failed") if runs else "not run"
     print(f"  [commands] {label}: " + (f"{out['median_seconds']:.2f}s, peak RSS "
           f"{out['max_rss_mib']:.0f} MiB" if ok else f"ERROR {out['error']}"),
           file=sys.stderr, flush=True)
     return out
+
+
+def _max(values):
+    values = [v for v in values if isinstance(v, int | float)]
+    return max(values) if values else None
 
 
 def measure(mode) -> dict:
@@ -72,6 +78,7 @@ def measure(mode) -> dict:
         if good:
             out["run"]["median_seconds"] = statistics.median(r["median_seconds"] for r in good)
             out["run"]["max_rss_mib"] = max(r["max_rss_mib"] for r in good)
+            out["run"]["tree_peak_rss_mib"] = _max(r.get("tree_peak_rss_mib") for r in good)
         else:
             out["run"]["error"] = runs[0].get("error")
         out["run"]["check"] = targets.check("stockrnn run --config configs/smoke.yaml seconds",

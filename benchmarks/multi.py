@@ -42,7 +42,7 @@ def json_command(section: str, name: str, cmd: list[str], shown: str,
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     out = {"command": shown, "rc": r.get("rc"), "seconds": r.get("seconds"),
-           "max_rss_mib": r.get("max_rss_mib")}
+           "max_rss_mib": r.get("max_rss_mib"), "tree_peak_rss_mib": r.get("tree_peak_rss_mib")}
     try:
         read(summary_of(r.get("stdout", "")), out)
     except (StopIteration, ValueError, KeyError) as exc:

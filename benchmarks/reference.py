@@ -61,12 +61,14 @@ def epoch_timer(keras):
         def __init__(self):
             super().__init__()
             self.seconds: list[float] = []
+            self.cpu_seconds: list[float] = []  # process CPU time (all threads)
 
         def on_epoch_begin(self, epoch, logs=None):
-            self._t = time.perf_counter()
+            self._t, self._cpu = time.perf_counter(), time.process_time()
 
         def on_epoch_end(self, epoch, logs=None):
             self.seconds.append(time.perf_counter() - self._t)
+            self.cpu_seconds.append(time.process_time() - self._cpu)
 
     return EpochTimer()
 
@@ -95,6 +97,7 @@ def train(model_cfg, epochs: int, look_back: int = 7, batch_size: int = 32,
     model.fit(X_train, y_train, validation_data=(X_val, y_val), epochs=epochs,
               batch_size=batch_size, verbose=0, callbacks=[timer])
     done = time.perf_counter()
-    return {"epoch_seconds": timer.seconds, "fit_seconds": done - fit_started,
+    return {"epoch_seconds": timer.seconds, "epoch_cpu_seconds": timer.cpu_seconds,
+            "fit_seconds": done - fit_started,
             "total_seconds": done - started, "train_samples": len(X_train),
             "val_samples": len(X_val), "parameters": int(model.count_params())}

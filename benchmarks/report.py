@@ -73,31 +73,41 @@ def _speed(s: dict) -> list[str]:
     out = [f"Same data (bundled GOOG sample, closing prices), look_back {s['look_back']}, "
            f"batch {s['batch_size']}, 70/15/15 split, {s['epochs']} epochs, early stopping off "
            f"(patience = epochs), {s['repeats']} repeat(s) (medians). Reference: the lectures' "
-           "recipe (Python-loop windows, MinMaxScaler on the train split, `keras.Sequential`, "
-           "`compile('adam', 'mae')`, `fit(X, y, validation_data=..., batch_size=32)`). "
-           "stockrnn: `stages.train` with configs/<family>.yaml (log-return target, "
-           "standard scaler, cached tf.data + steps_per_execution on TensorFlow, SimpleRNN "
-           "unrolled on TensorFlow (`model.unroll: auto`), `--resume` backups at most every "
-           "`train.backup_every_s` = 5 s with the last finished epoch kept in memory). "
+           "recipe, plain Keras (Python-loop windows, MinMaxScaler on the train split, "
+           "`keras.Sequential`, `compile('adam', 'mae')`, `fit(X, y, validation_data=..., "
+           "batch_size=32)`). stockrnn: `stages.train` with configs/<family>.yaml and all its "
+           "callbacks (early stopping, best epoch, history, `--resume` backup, epoch log lines; "
+           "log-return target, standard scaler, cached tf.data + `steps_per_execution` on "
+           "TensorFlow, `steps_per_execution` batches in one compiled loop on JAX, SimpleRNN "
+           "unrolled on TensorFlow (`model.unroll: auto`), the best epoch, history and backup "
+           "kept in memory and written every `train.backup_every_s` = 5 s, which these short "
+           "trainings never reach before their end). "
            f"ms/epoch: median of epochs after the first {s['warmup_epochs']} (begin to end "
-           "of epoch, validation included). Each implementation and backend runs in its own "
-           "process. Targets: stockrnn on TensorFlow <= 0.6x, on JAX <= 0.2x the TensorFlow "
-           "reference.", ""]
+           "of epoch, validation and callbacks included); CPU ms/epoch the same for the "
+           "process's CPU time (all its threads), which other processes' load disturbs less. "
+           "One worker process per backend runs both, interleaved: for each repeat and family "
+           "the reference and stockrnn back to back, the order alternating (the reference with "
+           "TensorFlow op determinism off, as in a plain process; stockrnn builds and compiles "
+           "a new model each time). Target (issue 17): stockrnn at most "
+           f"{_limit()}x plain Keras on the same backend, every family, TensorFlow and JAX.", ""]
     for backend, res in s["backends"].items():
         if "skipped" in res:
             out += [f"**{backend}**: skipped ({res['skipped']}).", ""]
+        elif res.get("load_1min"):
+            lo, hi = res["load_1min"]
+            out += [f"{backend}: 1-minute load average {lo:.2f}..{hi:.2f} during its runs.", ""]
     rows_ms, rows_wall = [], []
     for r in s["ratios"]:
         b, f = r["backend"], r["family"]
         ref, stk = s["backends"][b]["reference"].get(f, {}), s["backends"][b]["stockrnn"].get(f, {})
         err = "; ".join(x["error"] for x in (ref, stk) if "error" in x)
-        # (results written before the fit wall time became a figure also hold a wall check)
         c_ms = next(c for c in r["checks"] if c["name"].endswith("ms/epoch"))
         rows_ms.append([f, b, num(stk.get("parameters"), "d"),
                         num(ref.get("steady_ms_per_epoch"), ".1f"),
                         num(stk.get("steady_ms_per_epoch"), ".1f"),
                         num(stk.get("no_callbacks_ms_per_epoch"), ".1f"),
                         num(r["steady_ms_per_epoch_vs_same_backend"], ".3f", "x"),
+                        num(r.get("steady_cpu_ms_per_epoch_vs_same_backend"), ".3f", "x"),
                         num(r["steady_ms_per_epoch_vs_tf_reference"], ".3f", "x"),
                         c_ms["target"], _status(c_ms) + (f" ({err})" if err else "")])
         rows_wall.append([f, b, num(ref.get("first_epoch_seconds")), num(ref.get("fit_seconds")),
@@ -107,17 +117,18 @@ def _speed(s: dict) -> list[str]:
                           num(r["fit_seconds_vs_tf_reference"], ".3f", "x")])
     out += ["Steady-state time per epoch (ms). \"stockrnn, no callbacks\" is a diagnostic: "
             "stockrnn's model, compile settings and input pipeline fitted without its "
-            "checkpoint/backup/CSV/log callbacks (not a target; the difference is their cost):",
+            "callbacks (not a target; the difference is their cost). \"CPU ratio\" is the "
+            "same ratio in CPU time, \"/ TF ref\" stockrnn against plain Keras on "
+            "TensorFlow (figures, not targets):",
             "",
-            *table(["family", "backend", "params", "reference", "stockrnn",
-                    "stockrnn, no callbacks",
-                    "stockrnn / same-backend ref", "stockrnn / TF ref", "target", "status"],
-                   rows_ms), "",
+            *table(["family", "backend", "params", "plain Keras", "stockrnn",
+                    "stockrnn, no callbacks", "stockrnn / plain Keras", "CPU ratio",
+                    "/ TF ref", "target", "status"], rows_ms), "",
             "Train wall time (s). Reference total = windows + scaling + model + fit; stockrnn "
-            "total = `stages.train` (load, windows, fit with checkpoints, model save, "
+            "total = `stages.train` (load, windows, fit with its callbacks, model save, "
             "conformal intervals, loss plot). The 1st epoch includes tracing (TensorFlow) or "
             "XLA compilation (JAX), which dominates the fit time of a short run. A figure, "
-            "not a target (the targets are per steady-state epoch, above): over a 12-epoch "
+            "not a target (the targets are per steady-state epoch, above): over a short "
             "benchmark the one-off compilation outweighs the per-epoch gains, so the ratios "
             "here are closer to 1 than the steady-state ones; they approach those over longer "
             "trainings.", "",
@@ -127,23 +138,38 @@ def _speed(s: dict) -> list[str]:
     return out
 
 
+def _limit() -> str:
+    from benchmarks import targets
+
+    return f"{targets.SPEED_SAME_BACKEND:g}"
+
+
+def _mib(r: dict, key: str) -> str:
+    return num(r.get(key), ".0f")
+
+
 def _commands(c: dict) -> list[str]:
     rows = []
     for key in ("help", "run", "predict", "train"):
         r = c.get(key, {})
         if "skipped" in r:
-            rows.append([key, r["skipped"], NONE, NONE, NONE, NONE])
+            rows.append([key, r["skipped"], NONE, NONE, NONE, NONE, NONE])
             continue
         note = f" ({r['error']})" if "error" in r else ""
         check = r.get("check")
         rows.append([f"`{r.get('command', key)}`", len(r.get("runs", [])),
-                     num(r.get("median_seconds"), ".3f"), num(r.get("max_rss_mib"), ".0f"),
+                     num(r.get("median_seconds"), ".3f"), _mib(r, "max_rss_mib"),
+                     _mib(r, "tree_peak_rss_mib"),
                      check["target"] + " s" if check else NONE,
                      (_status(check) if check else NONE) + note])
     return ["Each command a fresh process in an empty folder (`run` fetches the sample into "
-            "./data); wall time is the median of the runs, peak RSS the largest "
-            "(getrusage of the command's process tree).", "",
-            *table(["command", "runs", "median s", "peak RSS MiB", "target", "status"], rows)]
+            "./data), end to end (Python start, imports, the work, exit); wall time is the "
+            "median of the runs. Peak RSS: of the largest single process of the command's tree "
+            "(getrusage), and of the whole tree at once (the summed RSS of the command and its "
+            "descendants, sampled every 0.1 s); both the largest over the runs. Target (issue "
+            "17): `stockrnn run --config configs/smoke.yaml` at most 8 s.", "",
+            *table(["command", "runs", "median s", "peak RSS MiB (process)",
+                    "peak RSS MiB (tree)", "target", "status"], rows)]
 
 
 def _prepare(p: dict) -> list[str]:
@@ -314,13 +340,13 @@ def _multi(m: dict) -> list[str]:
     rows = []
     for name, r in v.items():
         if "skipped" in r:
-            rows.append([name, f"skipped: {r['skipped']}", NONE, NONE, NONE, NONE])
+            rows.append([name, f"skipped: {r['skipped']}", NONE, NONE, NONE, NONE, NONE])
             continue
         ok = sum(t["status"] == "ok" for t in r.get("tickers", {}).values())
         note = f" (**ERROR** {r['error']})" if "error" in r else ""
         rows.append([name, f"`{r.get('command', name)}`", num(r.get("seconds"), ".1f"),
-                     num(r.get("batch_seconds"), ".1f"), num(r.get("max_rss_mib"), ".0f"),
-                     f"{ok}/{len(r.get('tickers', {}))}{note}"])
+                     num(r.get("batch_seconds"), ".1f"), _mib(r, "max_rss_mib"),
+                     _mib(r, "tree_peak_rss_mib"), f"{ok}/{len(r.get('tickers', {}))}{note}"])
     q = m.get("quality", [])
     qrows = [[r["ticker"], num(r["per_ticker_mase"], ".4f"), num(r["jobs 2_mase"], ".4f"),
               num(r["ray_mase"], ".4f"), num(r["global_mase"], ".4f"),
@@ -338,11 +364,12 @@ def _multi(m: dict) -> list[str]:
             "early stopping), each variant a fresh `stockrnn -q run ... --json` process in an "
             "empty folder: wall time includes Python and TensorFlow start-up, the fetch and, "
             "for Ray, starting and stopping a local Ray instance; batch s is the batch's own "
-            "timer (after start-up). Peak RSS is the largest single process of the tree "
-            "(getrusage), not the sum over parallel workers; for Ray it is the driver alone (Ray's "
-            "workers are started by its raylet and are not counted).", "",
-            *table(["variant", "command", "wall s", "batch s", "peak RSS MiB", "tickers ok"],
-                   rows), "",
+            "timer (after start-up). Peak RSS: of the largest single process of the tree "
+            "(getrusage; for Ray the driver's side only), and of the whole tree at once (the "
+            "summed RSS of the command and every descendant, the parallel workers and, for Ray, "
+            "the local Ray processes the driver starts, sampled every 0.1 s).", "",
+            *table(["variant", "command", "wall s", "batch s", "peak RSS MiB (process)",
+                    "peak RSS MiB (tree)", "tickers ok"], rows), "",
             "Test MASE per ticker (model MAE / that ticker's persistence MAE on its own test "
             "split). serial, --jobs 2 and Ray train the same per-ticker models (equal to 1e-6 "
             "is a target); global is one model trained on all four tickers' windows "
@@ -357,7 +384,7 @@ def _backtest(b: dict) -> list[str]:
         note = f" (**ERROR** {r['error']})" if "error" in r else ""
         p = r.get("pooled") or {}
         rows.append([name, f"`{r.get('command', name)}`{note}", num(r.get("seconds"), ".1f"),
-                     num(r.get("max_rss_mib"), ".0f"),
+                     _mib(r, "max_rss_mib"), _mib(r, "tree_peak_rss_mib"),
                      num(p.get("mase", r.get("mase")), ".4f"),
                      num(p.get("dm_p_value"), ".3f"), num(r.get("sharpe_net"), ".2f")])
     s = b["variants"].get("backtest serial", {})
@@ -367,9 +394,12 @@ def _backtest(b: dict) -> list[str]:
             "process in an empty folder (TensorFlow import and fetch included). MASE is the "
             "run's test MASE or the backtest's pooled MASE; DM p is the Diebold-Mariano p-value "
             "against persistence; Sharpe is the sign strategy's, net of 5 bps costs.", "",
-            *table(["variant", "command", "wall s", "peak RSS MiB", "MASE", "DM p",
-                    "Sharpe net"], rows), "",
-            f"Backtest serial / one run: {num(b.get('serial_over_run'), '.2f')}x; --jobs 2 / "
+            *table(["variant", "command", "wall s", "peak RSS MiB (process)",
+                    "peak RSS MiB (tree)", "MASE", "DM p", "Sharpe net"], rows), "",
+            "Peak RSS as in the command-line section: the largest single process, and the "
+            "whole tree at once (with --jobs 2 the worker processes together).", "",
+            f"Backtest serial / one run: {num(b.get('serial_over_run'), '.2f')}x (target, issue "
+            "17: at most 3x, " + _backtest_status(b) + "); --jobs 2 / "
             f"serial: {num(b.get('jobs2_over_serial'), '.2f')}x. Verdict on the sample: the "
             f"model is {s.get('verdict', NONE)} over {s.get('n', NONE)} points; MASE per fold "
             + ", ".join(num(x, ".4f") for x in s.get("folds", [])) + "; buy-and-hold net "
@@ -396,6 +426,11 @@ def _covariates(c: dict) -> list[str]:
             f"Mean MASE with covariates {num(w.get('mase'), '.4f')} "
             f"({num(w.get('over_oracle'), '.3f')} x the oracle's), without "
             f"{num(wo.get('mase'), '.4f')}."]
+
+
+def _backtest_status(b: dict) -> str:
+    c = next((c for c in b.get("checks", []) if "/ one run" in c["name"]), None)
+    return _status(c) if c else NONE
 
 
 def _pct(v):

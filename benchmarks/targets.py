@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-SPEED_TF = 0.6          # stockrnn on TensorFlow / reference on TensorFlow, at most
-SPEED_JAX = 0.2         # stockrnn on JAX / reference on TensorFlow, at most
+SPEED_SAME_BACKEND = 0.5  # stockrnn's steady epoch / plain Keras's on the same backend, at most
 HELP_SECONDS = 0.5
-SMOKE_RUN_SECONDS = 30.0
+SMOKE_RUN_SECONDS = 8.0   # `stockrnn run --config configs/smoke.yaml`, a fresh process (issue 17)
+BACKTEST_OVER_RUN = 3.0   # 5 folds, refit always, serial / one `stockrnn run` (issue 17)
 PREPARE_SECONDS_1M = 2.0
 PREPARE_MEMORY_FACTOR = 2.0   # peak memory / window array bytes, at most
 RANDOM_WALK_MASE = (0.97, 1.03)

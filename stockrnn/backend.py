@@ -34,7 +34,7 @@ def use(backend: str | None = None):
         except ImportError:
             raise ConfigError("train.backend is jax but jax is not installed: "
                               "pip install 'stockrnn[jax]' (or make demo BACKEND=jax)") from None
-    with _native_stderr_to_log():
+    with _native_stderr_to_log(), _without_jax(backend == "tensorflow"):
         import keras
 
         # keras loads tensorflow (for tf.data) on both backends when it is installed
@@ -43,6 +43,23 @@ def use(backend: str | None = None):
 
             tf.config.list_physical_devices()  # triggers the CUDA probe (and its log lines) now
     return keras
+
+
+@contextlib.contextmanager
+def _without_jax(hide: bool):
+    """While TensorFlow loads, ``import jax`` fails (when ``hide``): its tf.lite module imports
+    jax when installed, for a JAX-to-TFLite converter stockrnn never uses, which is 0.5-0.8 s
+    of a 5 s TensorFlow import. Afterwards jax imports as usual (only that converter, which
+    checked once, stays without it)."""
+    if not hide or "jax" in sys.modules:
+        yield
+        return
+    sys.modules["jax"] = None  # the import system's "not importable" marker
+    try:
+        yield
+    finally:
+        if sys.modules.get("jax", 0) is None:
+            del sys.modules["jax"]
 
 
 @contextlib.contextmanager

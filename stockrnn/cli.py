@@ -610,7 +610,36 @@ def config_show(file, overrides):
 
 
 def main() -> None:
-    cli(prog_name="stockrnn")
+    try:
+        cli(prog_name="stockrnn")
+    except SystemExit as exc:
+        if "tensorflow" in sys.modules or "jax" in sys.modules:
+            _exit_now(exc.code)
+        raise
+
+
+def _exit_now(code) -> None:
+    """End the process as a normal exit would, without the interpreter's teardown of
+    TensorFlow/JAX (1-2 s of freeing objects and joining their threads, after the work is
+    done): the exit handlers run first (log files flushed and closed, MLflow runs ended, temp
+    folders removed, worker pools joined), then stdout and stderr are flushed."""
+    import atexit
+    import os
+
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message"): the message, exit 1
+        print(code, file=sys.stderr)
+        code = 1
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
 
 
 if __name__ == "__main__":

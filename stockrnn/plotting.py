@@ -20,10 +20,13 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
+    """The figure as a PNG at ``path``. Laid out by ``tight_layout`` (text sizes only) rather
+    than ``bbox_inches="tight"``, which renders and encodes the whole figure twice."""
     plt = _plt()
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110,
-                                                    bbox_inches="tight"))
+    fig.tight_layout()
+    fig.set_layout_engine(None)  # laid out: savefig need not draw once more to lay it out
+    atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
     return path
 

@@ -1,9 +1,12 @@
 """Compile and fit a model into a run directory, with checkpoints, resume and progress.
 
-Callbacks: EarlyStopping (restore best weights), ModelCheckpoint of the best model
-(``checkpoints/best.keras``), BackupAndRestore (``backup/``, so ``--resume`` continues from the
-last finished epoch), and a history logger (``history.csv``: one row per epoch, rewritten
-atomically after each epoch, so an epoch trained again after ``--resume`` replaces its row).
+Callbacks: EarlyStopping on val_loss, and one keeper (``run_keeper``) holding the best epoch's
+weights, the epoch history and the last finished epoch in memory, which writes them together at
+most every ``train.backup_every_s`` seconds, at the end and on an interruption: the best model
+(``checkpoints/best.keras``), ``history.csv`` (one row per epoch, rewritten atomically, so an
+epoch trained again after ``--resume`` replaces its row) and the backup (``backup/``, so
+``--resume`` continues from the last written epoch). A compiled model is reused by the next fit
+of the same shape (``compiled_model``).
 """
 
 from __future__ import annotations
@@ -47,17 +50,35 @@ def epoch_logger(total: int):
     return EpochLines()
 
 
-def batches(x, y, vx, vy, batch_size: int, seed: int):
-    """Training and validation inputs for ``fit``.
+def shuffle_seed(seed: int):
+    """Seeds NumPy's global RNG when training begins. On JAX, Keras shuffles the training
+    windows with it, and its first build of a new model (inside ``fit``, before this) draws
+    from it too: seeded here, a new model and a reused one (``compiled_model``) are shuffled
+    alike."""
+    keras = use()
+
+    class ShuffleSeed(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            np.random.seed(seed)
+
+    return ShuffleSeed()
+
+
+def batches(x, y, vx, vy, batch_size: int, seed: int, model=None):
+    """Training and validation inputs for ``model.fit``.
 
     TensorFlow: a cached ``tf.data`` pipeline (copied into the runtime once, reshuffled each
     epoch with a fixed seed, pre-batched), which with ``steps_per_execution`` removes most of
-    the per-step Python overhead. JAX: plain arrays (Keras batches them itself).
-    """
+    the per-step Python overhead. JAX: plain arrays, which Keras shuffles and batches itself,
+    in batches of ``steps_per_execution`` training batches when ``model`` runs them as one
+    compiled loop (``jaxsteps``)."""
     keras = use()
     x, vx = np.ascontiguousarray(x), np.ascontiguousarray(vx)
     if keras.backend.backend() != "tensorflow":
-        return {"x": x, "y": y, "validation_data": (vx, vy), "batch_size": batch_size,
+        from stockrnn import jaxsteps
+
+        size = batch_size if model is None else jaxsteps.keras_batch_size(model, batch_size)
+        return {"x": x, "y": y, "validation_data": (vx, vy), "batch_size": size,
                 "shuffle": True}
     import tensorflow as tf
 
@@ -68,49 +89,52 @@ def batches(x, y, vx, vy, batch_size: int, seed: int):
     return {"x": train, "validation_data": val, "shuffle": False}  # the pipeline shuffles
 
 
-def backup_and_restore(backup: Path, every_s: float = 0.0):
-    """BackupAndRestore that keeps the previous backup too (its files are written in place, so a
-    kill in the middle of a write leaves an unreadable weights or metadata file; the previous
-    backup is used instead) and, when no backup is readable at all, starts the run's epochs
-    over instead of failing every later ``--resume``.
+def run_keeper(run: RunDir, *, resume: bool, threshold: float, every_s: float = 0.0):
+    """The callback that keeps a run safe to stop: the best epoch, ``history.csv`` and the
+    ``--resume`` backup, written together at most every ``every_s`` seconds (0: after every
+    epoch), at the end, and when training is stopped by an exception (``flush()``).
 
-    It writes at most every ``every_s`` seconds (0: after every epoch): writing the weights and
-    optimizer state takes about a quarter of a short epoch. In between it keeps the last
-    finished epoch's state in memory, and ``flush()`` writes that when training is interrupted by an exception
-    (Ctrl-C, an error), so only a kill loses epochs: at most ``every_s`` seconds of them."""
+    In between it keeps them in memory: each epoch's logged values (history), a copy of the
+    weights of the best epoch so far (``best_weights``, an epoch beating ``threshold`` on
+    val_loss is written to ``checkpoints/best.keras``) and the last finished epoch's model and
+    optimizer state (for ``flush``). A write puts history.csv first, then the checkpoint, then
+    the backup (Keras' BackupAndRestore: ``backup/``), so a kill in the middle leaves the
+    backup at or behind the other two: ``--resume`` trains again what it lost, at most
+    ``every_s`` seconds of epochs, and history.csv keeps one row per epoch.
+
+    The backup keeps the previous one too (Keras writes its files in place, so a kill in the
+    middle of a write leaves an unreadable weights or metadata file; the previous backup is
+    used instead) and, when no backup is readable at all, the run's epochs start over instead
+    of failing every later ``--resume``."""
     keras = use()
+    best_path = run.checkpoints / "best.keras"
 
-    class Backup(keras.callbacks.BackupAndRestore):
-        pending = None  # (finished epochs, model + optimizer variable values) not yet written
+    class Keeper(keras.callbacks.BackupAndRestore):
+        rows: dict[int, dict] = {}
+        rows_changed = False
+        pending = None       # (finished epochs, model + optimizer values) not yet written
         saved_at = 0.0
+        best = threshold     # the val_loss an epoch must beat to be the run's best
+        best_weights = None  # this session's best epoch beating it (weights), if any
+        unsaved = False      # best_weights not yet in checkpoints/best.keras
+        session_best = None  # (val_loss, weights) of this session's best epoch, beating or not
 
         def state(self):
             opt = self.model.optimizer
             return list(self.model.variables) + (list(opt.variables) if opt is not None else [])
 
-        def on_epoch_end(self, epoch, logs=None):
-            self._current_epoch, self._last_batch_seen = epoch + 1, 0
-            if time.monotonic() - self.saved_at >= every_s:
-                self.write()
-            else:
-                self.pending = (epoch + 1, [v.numpy() for v in self.state()])
-
-        def write(self):
-            self._save_model()
-            self.saved_at, self.pending = time.monotonic(), None
-
-        def flush(self):
-            """Write the last finished epoch's state if it is newer than the backup."""
-            if self.pending is None:
-                return
-            epoch, values = self.pending
-            for var, value in zip(self.state(), values, strict=True):
-                var.assign(value)
-            self._current_epoch, self._last_batch_seen = epoch, 0
-            self.write()
-
         def on_train_begin(self, logs=None):
-            self.saved_at, self.pending = time.monotonic(), None
+            self.saved_at, self.pending, self.rows = time.monotonic(), None, {}
+            self.rows_changed, self.unsaved = False, False
+            self.best, self.best_weights, self.session_best = threshold, None, None
+            if resume and run.history.exists():
+                import pandas as pd
+
+                try:
+                    old = pd.read_csv(run.history)
+                    self.rows = {int(r["epoch"]): r for r in old.to_dict("records")}
+                except (ValueError, KeyError, pd.errors.EmptyDataError):
+                    self.rows = {}
             try:
                 return super().on_train_begin(logs)
             except (OSError, ValueError) as exc:  # Keras itself falls back only on OSError
@@ -127,37 +151,68 @@ def backup_and_restore(backup: Path, every_s: float = 0.0):
                         self.backup_dir, problem)
             shutil.rmtree(self.backup_dir, ignore_errors=True)
 
-    return Backup(str(backup), delete_checkpoint=True, double_checkpoint=True)
-
-
-def history_logger(path: Path, resume: bool):
-    """Keeps ``history.csv`` at exactly one row per finished epoch (``epoch`` from 0, then the
-    logged metrics). On resume it starts from the rows written before; an epoch trained again
-    replaces its row and rows after it are dropped, so the file always ends at the last epoch."""
-    keras = use()
-
-    class History(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.rows: dict[int, dict] = {}
-            if resume and path.exists():
-                import pandas as pd
-
-                try:
-                    old = pd.read_csv(path)
-                    self.rows = {int(r["epoch"]): r for r in old.to_dict("records")}
-                except (ValueError, KeyError, pd.errors.EmptyDataError):
-                    self.rows = {}
-
         def on_epoch_end(self, epoch, logs=None):
-            self.rows[epoch] = {"epoch": epoch, **{k: float(v) for k, v in
-                                                   sorted((logs or {}).items())}}
-            rows = [r for e, r in sorted(self.rows.items()) if e <= epoch]
+            logs = {k: float(v) for k, v in sorted((logs or {}).items())}
+            self.rows[epoch] = {"epoch": epoch, **logs}
+            self.rows = {e: r for e, r in self.rows.items() if e <= epoch}  # an epoch redone
+            self.rows_changed = True
+            val = logs.get("val_loss")
+            if val is not None and (self.session_best is None or val < self.session_best[0]):
+                self.session_best = (val, self.model.get_weights())
+                if val < self.best:
+                    self.best, self.best_weights, self.unsaved = val, self.session_best[1], True
+            self._current_epoch, self._last_batch_seen = epoch + 1, 0
+            if time.monotonic() - self.saved_at >= every_s:
+                self.pending = None
+                self.write()
+            else:
+                self.pending = (epoch + 1, [v.numpy() for v in self.state()])
+
+        def on_train_end(self, logs=None):
+            self.write_history()
+            self.write_checkpoint()
+            super().on_train_end(logs)  # removes the backup
+
+        def write(self):
+            """history.csv, the best checkpoint, then the backup of the current state."""
+            self.write_history()
+            self.write_checkpoint()
+            self._save_model()
+            self.saved_at = time.monotonic()
+
+        def write_history(self):
+            if not self.rows_changed:
+                return
+            rows = [r for _, r in sorted(self.rows.items())]
             cols = list(dict.fromkeys(k for r in rows for k in r))
             lines = [",".join(cols)] + [",".join("" if r.get(c) is None else repr(r[c])
                                                  for c in cols) for r in rows]
-            atomic.write_text(path, "\n".join(lines) + "\n")
+            atomic.write_text(run.history, "\n".join(lines) + "\n")
+            self.rows_changed = False
 
-    return History()
+        def write_checkpoint(self):
+            if not self.unsaved:
+                return
+            current = self.model.get_weights()
+            self.model.set_weights(self.best_weights)
+            try:
+                self.model.save(best_path)
+            finally:
+                self.model.set_weights(current)
+            self.unsaved = False
+
+        def flush(self):
+            """Write the last finished epoch's state if it is newer than the backup."""
+            if self.pending is None:
+                return
+            epoch, values = self.pending
+            for var, value in zip(self.state(), values, strict=True):
+                var.assign(value)
+            self._current_epoch, self._last_batch_seen = epoch, 0
+            self.pending = None
+            self.write()
+
+    return Keeper(str(run.backup), delete_checkpoint=True, double_checkpoint=True)
 
 
 def previous_best(history: Path) -> float | None:
@@ -172,6 +227,59 @@ def previous_best(history: Path) -> float | None:
         return None
 
 
+# The last compiled model and what its compiled steps were built for: a later fit with the same
+# model, input shape, optimizer, loss, batch size and steps per execution (a backtest's next
+# fold, the next ticker of a batch) trains that model again, with the initial weights and the
+# fresh optimizer state a new build would have, instead of tracing (TensorFlow) or compiling
+# (JAX) the same steps again. The numbers are the same as with a new model.
+_COMPILED: dict[tuple, object] = {}
+
+
+def compiled_model(model_cfg, train_cfg: TrainConfig, input_shape: tuple, horizon: int,
+                   steps: int):
+    """A compiled model for this config, with fresh initial weights (seeded by the caller)."""
+    keras = use()
+    model = build_model(model_cfg, input_shape, horizon)
+    key = (model_cfg.model_dump_json(), train_cfg.optimizer, train_cfg.learning_rate,
+           train_cfg.loss, train_cfg.batch_size, steps, tuple(input_shape), horizon,
+           keras.backend.backend())
+    cached = _COMPILED.get(key)
+    if cached is not None and _reset(cached, model, new_optimizer(train_cfg)):
+        return cached
+    model.compile(optimizer=new_optimizer(train_cfg), loss=LOSSES[train_cfg.loss],
+                  steps_per_execution=steps)
+    from stockrnn import jaxsteps
+
+    jaxsteps.install(model, train_cfg.batch_size, steps)
+    _COMPILED.clear()
+    _COMPILED[key] = model
+    return model
+
+
+def new_optimizer(train_cfg: TrainConfig):
+    keras = use()
+    return keras.optimizers.get({"class_name": train_cfg.optimizer,
+                                 "config": {"learning_rate": train_cfg.learning_rate}})
+
+
+def _reset(compiled, model, optimizer) -> bool:
+    """Give ``compiled`` the variables of ``model`` (a new build of the same config: initial
+    weights and dropout seeds) and the state of a new ``optimizer``; False when they do not
+    match one for one (then nothing is changed)."""
+    optimizer.build(compiled.trainable_variables)
+    old = [*compiled.variables, *compiled.optimizer.variables]
+    new = [*model.variables, *optimizer.variables]
+    if (len(compiled.variables) != len(model.variables) or len(old) != len(new)
+            or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(old, new, strict=True))):
+        return False
+    _forget(compiled)  # a new model now: nothing may serve it as an earlier file's
+    for var, value in zip(old, new, strict=True):
+        var.assign(value.value)
+    compiled._initial_epoch = None  # set by a resumed fit's BackupAndRestore
+    compiled.stop_training = False
+    return True
+
+
 def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: bool = False,
         progress: str = "lines", backend: str | None = None) -> dict:
     """Train and write ``model.keras`` (the best epoch's weights). Returns training facts.
@@ -182,13 +290,10 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
     keras = use(backend)
     seed_everything(train_cfg.seed)
     tr, va = ds.splits["train"], ds.splits["val"]
-    model = build_model(model_cfg, tuple(tr.x.shape[1:]), ds.horizon)
-    optimizer = keras.optimizers.get({"class_name": train_cfg.optimizer,
-                                      "config": {"learning_rate": train_cfg.learning_rate}})
-    model.compile(optimizer=optimizer, loss=LOSSES[train_cfg.loss],
-                  # never more than an epoch's steps (the progress bar would count past them)
-                  steps_per_execution=min(train_cfg.steps_per_execution,
-                                          -(-len(tr.x) // train_cfg.batch_size)))
+    steps = train_cfg.steps_per_execution
+    if progress == "bar":  # the progress bar would count past an epoch's steps
+        steps = min(steps, -(-len(tr.x) // train_cfg.batch_size))
+    model = compiled_model(model_cfg, train_cfg, tuple(tr.x.shape[1:]), ds.horizon, steps)
     run.checkpoints.mkdir(parents=True, exist_ok=True)
     best_path = run.checkpoints / "best.keras"
     # The untrained model (zero output layer, see models.registry.head) is the starting point:
@@ -197,17 +302,15 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
     start_loss = loss_of_zero(train_cfg.loss, va.y)
     before = previous_best(run.history) if resume else None
     threshold = start_loss if before is None else min(before, start_loss)
-    # The backup goes last: at an epoch's end the checkpoint and history.csv are written before
-    # the backup moves on, so a run killed in between repeats that epoch on --resume (its row
-    # is replaced) instead of leaving a hole in the history.
+    # EarlyStopping only stops: the keeper holds the best weights (and writes them, the
+    # history and the backup together); the epoch logger goes last, so an epoch's time
+    # includes the callbacks' work at its end.
+    keeper = run_keeper(run, resume=resume, threshold=threshold, every_s=train_cfg.backup_every_s)
     callbacks = [
+        shuffle_seed(train_cfg.seed),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=train_cfg.early_stopping.patience,
-                                      min_delta=train_cfg.early_stopping.min_delta,
-                                      restore_best_weights=True),
-        keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_loss", save_best_only=True,
-                                        initial_value_threshold=threshold),
-        history_logger(run.history, resume),
-        backup := backup_and_restore(run.backup, train_cfg.backup_every_s),
+                                      min_delta=train_cfg.early_stopping.min_delta),
+        keeper,
     ]
     if progress == "lines":
         callbacks.append(epoch_logger(train_cfg.epochs))
@@ -216,7 +319,7 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
 
         callbacks.append(tracking.tensorboard_callback(run))
     started = time.perf_counter()
-    data = batches(tr.x, tr.y, va.x, va.y, train_cfg.batch_size, train_cfg.seed)
+    data = batches(tr.x, tr.y, va.x, va.y, train_cfg.batch_size, train_cfg.seed, model)
     # Keras draws its progress bar on stdout; stdout carries results only (the run path)
     with contextlib.redirect_stdout(sys.stderr):
         try:
@@ -224,25 +327,32 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
                       verbose=1 if progress == "bar" else 0)
         except BaseException:  # Ctrl-C or an error: keep every finished epoch for --resume
             try:
-                backup.flush()
+                keeper.flush()
             except Exception as exc:
                 log.warning("could not write the backup of the last finished epoch (%s)", exc)
             raise
     wall = time.perf_counter() - started
     history = read_history(run.history)
-    kept_start = not best_path.exists() and not float(history["val_loss"].min()) < start_loss
-    if kept_start:
+    kept_start = False
+    if keeper.best_weights is not None:  # an epoch of this session is the best
+        model.set_weights(keeper.best_weights)
+    elif best_path.exists():  # the best epoch was before a --resume
+        try:
+            best = keras.models.load_model(best_path, compile=False)
+            model.set_weights(best.get_weights())
+        except Exception as exc:  # a checkpoint cut short by a kill: this session's best
+            log.warning("checkpoint %s is unreadable (%s); using the best epoch trained since "
+                        "the resume", best_path, type(exc).__name__)
+            if keeper.session_best is not None:
+                model.set_weights(keeper.session_best[1])
+    elif not float(history["val_loss"].min()) < start_loss:
+        kept_start = True
         log.warning("no epoch beat the untrained model (val_loss %.5f: the persistence forecast "
                     "under the log_return target) on validation; keeping the untrained model",
                     start_loss)
         model.set_weights(start_weights)
-    elif best_path.exists():  # final = best epoch, also when training ran to the last epoch
-        try:
-            best = keras.models.load_model(best_path, compile=False)
-            model.set_weights(best.get_weights())
-        except Exception as exc:  # a checkpoint cut short by a kill: keep the restored weights
-            log.warning("checkpoint %s is unreadable (%s); using EarlyStopping's best weights",
-                        best_path, type(exc).__name__)
+    elif keeper.session_best is not None:  # beaten before a --resume, its checkpoint lost
+        model.set_weights(keeper.session_best[1])
     atomic.write_with(run.model, lambda tmp: model.save(tmp), suffix=".keras")
     remember(run.model, model)  # evaluate and predict in this process use it as it is
 
@@ -357,12 +467,27 @@ def read_history(path: Path):
     return pd.read_csv(path)
 
 
-def predict(model, x: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Model outputs for ``x`` in chunks, without building a data pipeline (fast for the few
-    hundred windows of a split or the one window of a forecast)."""
+SMALL, CHUNK = 512, 4096  # rows per predict call: inputs are padded to whole calls of these
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    """Model outputs for ``x`` without building a data pipeline (fast for the few hundred
+    windows of a split or the one window of a forecast). Inputs of up to ``SMALL`` windows go
+    in one call of exactly ``SMALL`` rows, larger ones in calls of exactly ``CHUNK`` rows (the
+    last padded with zeros, whose outputs are dropped): the model's predict step is traced
+    (TensorFlow) or compiled (JAX) for one shape, not once per split and again for a forecast."""
     x = np.ascontiguousarray(x, dtype="float32")
-    parts = [np.asarray(model.predict_on_batch(x[i:i + chunk])) for i in range(0, len(x), chunk)]
-    return np.concatenate(parts) if parts else np.empty((0, model.output_shape[-1]), "float32")
+    n = len(x)
+    if n == 0:
+        return np.empty((0, model.output_shape[-1]), "float32")
+    size = SMALL if n <= SMALL else CHUNK
+    parts = []
+    for i in range(0, n, size):
+        part = x[i:i + size]
+        if len(part) < size:
+            part = np.concatenate([part, np.zeros((size - len(part), *x.shape[1:]), "float32")])
+        parts.append(np.asarray(model.predict_on_batch(part))[:min(size, n - i)])
+    return np.concatenate(parts)
 
 
 # Models this process saved or loaded, by the identity of their file (path, inode, mtime,
@@ -376,6 +501,11 @@ _MODELS_KEPT = 4
 def _identity(path: Path) -> tuple:
     st = os.stat(path)
     return (os.path.realpath(path), st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _forget(model) -> None:
+    for key in [k for k, m in _MODELS.items() if m is model]:
+        del _MODELS[key]
 
 
 def remember(path: Path, model) -> None:

@@ -69,6 +69,23 @@ out["backup"] = json.loads((run / "backup" / "training_metadata.json").read_text
 training.epoch_logger = logger
 call("resumed", *resume, "--resume")
 call("predict", "predict", "--run", str(run), "--format", "json")
+
+# steps_per_execution batches in one compiled loop (default), the same on a reused compiled
+# model, and Keras' own step per batch (steps_per_execution 1): the same histories
+from stockrnn import dataset, runs, stages
+from stockrnn.config import load_config
+
+def history_of(name, *sets):
+    cfg = load_config(smoke, ["model.units=[4]", "model.dropout=0.1", "train.epochs=2",
+                              "data.start=2010-05-03", *sets])
+    run = runs.RunDir(pathlib.Path(os.environ["STOCKRNN_RUNS_DIR"]) / "loops" / name)
+    run.path.mkdir(parents=True)
+    training.fit(cfg.model, cfg.train, dataset.build(stages.load_frame(cfg), cfg), run,
+                 progress="none")
+    return training.read_history(run.history)[["loss", "val_loss"]].to_numpy().tolist()
+
+out["loops"] = {"looped": history_of("looped"), "reused": history_of("reused"),
+                "per_batch": history_of("per_batch", "train.steps_per_execution=1")}
 print(json.dumps(out))
 """
 
@@ -133,6 +150,16 @@ def test_the_covariates_config_runs_on_jax(jax):
     assert scaler["features"] == ["Close", "cov:LEAD1", "rsi_14", "volatility_20",
                                   "day_of_week_sin", "day_of_week_cos"]
     assert 0 < summary["metrics"]["model"]["mase"] < 1.0  # LEAD1 leads FOLLOW1
+
+
+def test_jax_steps_in_one_loop_and_a_reused_model_give_keras_own_numbers(jax):
+    """On JAX stockrnn runs steps_per_execution batches in one compiled loop and reuses a
+    compiled model for the next training of the same shape: both give exactly the history of
+    Keras' own step per batch on a new model."""
+    loops = jax["loops"]
+    assert loops["looped"] == loops["per_batch"]
+    assert loops["reused"] == loops["per_batch"]
+    assert len(loops["looped"]) == 2
 
 
 def test_interrupted_jax_training_backs_up_and_resumes_on_jax(jax):

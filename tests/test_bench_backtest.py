@@ -1,5 +1,6 @@
-"""The benchmark's backtest section: skipped in --tiny mode, its --jobs 2 equality check, and
-its rendering (wall times, ratios, the verdict). Nothing is trained here."""
+"""The benchmark's backtest section: skipped in --tiny mode, its checks (serial / one run, the
+--jobs 2 equality), and its rendering (wall times, ratios, the verdict). Nothing is trained
+here."""
 
 from __future__ import annotations
 
@@ -60,6 +61,8 @@ def test_the_jobs_check_compares_the_pooled_mase(monkeypatch):
     monkeypatch.setattr(backtest, "variant", fake)
     out = backtest.measure(modes.QUICK)
     assert seen == [["run"], ["backtest"], ["backtest", "--jobs", "2"]]
-    (check,) = out["checks"]
+    ratio, check = out["checks"]
     assert check["status"] == "MISS" and abs(check["value"] - 0.01) < 1e-12
     assert out["serial_over_run"] == 3.0 and abs(out["jobs2_over_serial"] - 2 / 3) < 1e-12
+    # issue 17: the serial backtest at most 3x one run (3.0 is on the line)
+    assert ratio["status"] == "PASS" and ratio["value"] == 3.0 and ratio["target"] == "<= 3x"

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import (
+    SHORT,
     SMOKE,
     copy_run,
     explain,
@@ -30,7 +31,7 @@ from helpers import (
     stdout_lines,
 )
 
-from stockrnn import dataset, runs, training
+from stockrnn import dataset, runs, stages, training
 from stockrnn.config import load_config
 
 TINY = ("model.units=[4]",)
@@ -264,3 +265,32 @@ def test_backup_cut_short_by_a_kill(request, folders, monkeypatch, cut, finished
     meta = json.loads((run / "meta.json").read_text())
     assert meta["status"] == "complete" and meta["epochs_run"] == 4
     assert not backup.exists()
+
+
+def fit_history(cfg, ds, run: Path) -> list[list[float]]:
+    run.mkdir(parents=True)
+    training.fit(cfg.model, cfg.train, ds, runs.RunDir(run), progress="none")
+    return history(run)[["loss", "val_loss"]].to_numpy().tolist()
+
+
+def test_a_reused_compiled_model_trains_like_a_new_one(folders):
+    """The next training of the same shape in a process reuses the compiled model (no new
+    trace), with a new model's initial weights, dropout seeds and optimizer state: the same
+    history and weights as a new model. The earlier run's model file is then loaded from disk,
+    not served by the reused model."""
+    cfg = load_config(SMOKE, ["model.units=[4]", "model.dropout=0.1", "train.epochs=2", SHORT])
+    ds = dataset.build(stages.load_frame(cfg), cfg)  # the sample store (STOCKRNN_DATA_DIR)
+    training._COMPILED.clear()
+    first = fit_history(cfg, ds, folders / "a")
+    [compiled] = training._COMPILED.values()
+    first_pred = training.predict(training.load_model(folders / "a" / "model.keras"),
+                                  ds.splits["val"].x)
+    again = fit_history(cfg, ds, folders / "b")
+    assert list(training._COMPILED.values()) == [compiled]  # reused, not compiled again
+    assert again == first
+    np.testing.assert_array_equal(
+        training.predict(training.load_model(folders / "b" / "model.keras"), ds.splits["val"].x),
+        first_pred)
+    reloaded = training.load_model(folders / "a" / "model.keras")
+    assert reloaded is not compiled  # the reused model no longer stands for run a's file
+    np.testing.assert_array_equal(training.predict(reloaded, ds.splits["val"].x), first_pred)

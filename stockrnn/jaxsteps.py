@@ -1,0 +1,89 @@
+"""JAX: ``steps_per_execution`` training steps per compiled call instead of one call each.
+
+On TensorFlow, Keras runs ``steps_per_execution`` steps inside one traced function. On JAX it
+calls the compiled step once per batch from Python, and for stockrnn's small models that
+per-call cost (slicing the batch, dispatching the step, the callbacks' bookkeeping) is most of
+an epoch. ``install`` gives a compiled model train and test functions that take a batch of up
+to ``batch_size * steps`` windows, cut it into batches of ``batch_size`` in order, and run the
+full ones with ``lax.fori_loop`` over Keras' own ``train_step`` / ``test_step`` (padded to
+``steps`` batches, so one compiled loop serves every epoch and every dataset of the same
+window shape) and a smaller last one alone, as Keras runs it. ``fit`` then hands Keras
+``batch_size * steps`` as its batch size (``keras_batch_size``): Keras shuffles every window
+once per epoch and slices its batches from that one permutation, so the batches the loop cuts
+are the ones Keras would have made, trained in the same order: the same numbers, in one or a
+few calls per epoch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_LOOP = "_stockrnn_loop"  # model attribute: (batch_size, steps) of the installed functions
+
+
+def install(model, batch_size: int, steps: int) -> bool:
+    """Give a compiled Keras model on JAX looped train and test functions. Returns False,
+    changing nothing, on another backend, for ``steps`` 1, or on an older Keras whose JAX
+    trainer builds its functions another way. One Keras batch is then one call (the model's
+    ``steps_per_execution`` becomes 1)."""
+    from stockrnn.backend import use
+
+    if use().backend.backend() != "jax" or steps <= 1 or not hasattr(model, "_make_function"):
+        return False
+    model.steps_per_execution = 1
+    model.make_train_function(force=True)
+    model.make_test_function(force=True)
+    model.train_function = _looped(model.train_step, model.train_function, batch_size, steps)
+    model.test_function = _looped(model.test_step, model.test_function, batch_size, steps)
+    setattr(model, _LOOP, (batch_size, steps))
+    return True
+
+
+def keras_batch_size(model, batch_size: int) -> int:
+    """The batch size to give Keras' ``fit`` for training batches of ``batch_size``."""
+    loop = getattr(model, _LOOP, None)
+    return batch_size * loop[1] if loop and loop[0] == batch_size else batch_size
+
+
+def _looped(step, keras_function, batch_size: int, steps: int):
+    import jax
+
+    one = jax.jit(step, donate_argnums=0)
+
+    def loop(state, data, n):
+        logs, state = step(state, jax.tree.map(lambda a: a[0], data))
+
+        def body(i, carry):
+            batch = jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, i, 0, False), data)
+            return step(carry[1], batch)
+
+        return jax.lax.fori_loop(1, n, body, (logs, state))
+
+    many = jax.jit(loop, donate_argnums=0)
+
+    def function(state, iterator):
+        if isinstance(iterator, list | tuple):  # a list of batches: let Keras run them
+            return keras_function(state, iterator)
+        data = next(iterator)
+        leaves, tree = jax.tree.flatten(data)
+        size = len(leaves[0])
+        logs, full = None, size // batch_size
+        for start in range(0, full, steps):  # runs of up to `steps` full batches
+            n = min(steps, full - start)
+            part = [_batches(a, start * batch_size, n, batch_size, steps) for a in leaves]
+            logs, state = many(state, jax.tree.unflatten(tree, part), n)
+        if size % batch_size:  # the smaller last batch
+            rest = [np.asarray(a)[full * batch_size:] for a in leaves]
+            logs, state = one(state, jax.tree.unflatten(tree, rest))
+        return logs, state
+
+    return function
+
+
+def _batches(array, start: int, n: int, batch_size: int, steps: int) -> np.ndarray:
+    """``n`` batches of ``array`` from ``start`` on a new first axis, padded with zeros to
+    ``steps`` batches (the padding is never read: the loop runs over the ``n`` only)."""
+    a = np.asarray(array)
+    out = np.zeros((steps, batch_size, *a.shape[1:]), dtype=a.dtype)
+    out[:n] = a[start:start + n * batch_size].reshape(n, batch_size, *a.shape[1:])
+    return out
