@@ -17,11 +17,11 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stockrnn needs Python >= 3.11, found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,jax,tune,onnx,mlflow,tensorboard,stats]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,jax,tune,ray,onnx,mlflow,tensorboard,stats]'
 
 	@touch $(STAMP)
 
