@@ -11,17 +11,17 @@ export KERAS_BACKEND := $(BACKEND)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-oldest lint bench bench-full clean
+.PHONY: help demo test test-oldest lint bench bench-full ray-demo clean
 
 ## help: list the targets
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stockrnn needs Python >= 3.11, found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,jax,tune,onnx,mlflow,tensorboard,stats]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,jax,tune,ray,onnx,mlflow,tensorboard,stats]'
 
 	@touch $(STAMP)
 
@@ -50,6 +50,10 @@ bench: $(STAMP)
 ## bench-full: the full benchmark suite (slow)
 bench-full: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+## ray-demo: a Ray head and worker node on this machine (ray start), a batch and a backtest on them vs serial runs, the cluster stopped (a few minutes)
+ray-demo: $(STAMP)
+	$(BIN)/python -m benchmarks.ray_cluster
 
 .PHONY: docs
 ## docs: regenerate docs/reference.md (every command, option and config key) from the code

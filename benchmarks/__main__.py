@@ -21,6 +21,7 @@ from benchmarks import (
     multi,
     prepare,
     quality,
+    ray_cluster,
     report,
     speed,
 )
@@ -29,7 +30,7 @@ from benchmarks.subprocesses import REPO
 SECTIONS = (("commands", commands.measure), ("prepare", prepare.measure),
             ("speed", speed.measure), ("quality", quality.measure),
             ("covariates", covariates.measure), ("multi", multi.measure),
-            ("backtest", backtest.measure))
+            ("backtest", backtest.measure), ("ray", ray_cluster.measure))
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -57,6 +58,7 @@ def checks_of(res: dict) -> list[dict]:
     out += res.get("covariates", {}).get("checks", [])
     out += res.get("multi", {}).get("checks", [])
     out += res.get("backtest", {}).get("checks", [])
+    out += res.get("ray", {}).get("checks", [])
     return out
 
 

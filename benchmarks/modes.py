@@ -38,6 +38,9 @@ class Mode:
     multi: bool = True
     # backtest: configs/lstm.yaml, 5 folds, serial and --jobs 2, beside one run
     backtest: bool = True
+    # Ray on two nodes of this machine: configs/multi.yaml's batch and a 4-fold backtest of
+    # its AR1, serial and on a head + worker node (benchmarks/ray_cluster.py; about 3 minutes)
+    ray_cluster: bool = True
     backtest_overrides: tuple[str, ...] = ()
 
 
@@ -46,7 +49,8 @@ TINY = Mode("tiny", speed_families=("conv1d",), speed_backends=("tensorflow",), 
             quality_families=("conv1d",), quality_datasets=("random_walk",),
             quality_seeds=(42,), quality_jobs=1,
             quality_overrides=("train.epochs=3", "train.early_stopping.patience=3"),
-            synthetic_rows=600, covariates=False, multi=False, backtest=False)
+            synthetic_rows=600, covariates=False, multi=False, backtest=False,
+            ray_cluster=False)
 QUICK = Mode("quick", speed_repeats=2)
 FULL = Mode("full", speed_epochs=30, speed_repeats=3, help_runs=10, smoke_runs=3,
             prepare_rows=((10_000, 10), (100_000, 5), (1_000_000, 3)),

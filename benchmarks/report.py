@@ -46,7 +46,9 @@ def render(res: dict) -> str:
                                ("Many tickers: serial, --jobs 2, Ray; per-ticker vs global model",
                                 "multi", _multi),
                                ("Backtest: 5 folds of configs/lstm.yaml beside one run",
-                                "backtest", _backtest)):
+                                "backtest", _backtest),
+                               ("Ray on two nodes: a head and a worker node on this machine",
+                                "ray", _ray)):
         out += [f"## {title}", ""]
         data = res.get(section)
         if data is None:
@@ -404,6 +406,52 @@ def _backtest(b: dict) -> list[str]:
             f"model is {s.get('verdict', NONE)} over {s.get('n', NONE)} points; MASE per fold "
             + ", ".join(num(x, ".4f") for x in s.get("folds", [])) + "; buy-and-hold net "
             f"Sharpe {num(s.get('hold_sharpe_net'), '.2f')}."]
+
+
+def _ray(r: dict) -> list[str]:
+    names = {node_id: name for name, node_id in r.get("nodes", {}).items()}
+    b, bt = r["batch"], r["backtest"]
+
+    def row(name: str, command: str, part: dict, rows_of) -> list[str]:
+        ray = part.get("ray", {})
+        used = sorted({names.get(x["node"], x["node"] or NONE)
+                       for x in rows_of(ray.get("result", {}))})
+        return [name, f"`{command}`", num(part["serial"].get("seconds"), ".1f"),
+                num(ray.get("seconds"), ".1f"),
+                num(_over(ray.get("seconds"), part["serial"].get("seconds")), ".2f"),
+                ", ".join(used) or NONE]
+
+    sets = " ".join(f"--set {s}" for s in r["backtest_sets"])
+    table_rows = [
+        row("batch", f"stockrnn -q run --config {r['config']}", b,
+            lambda res: res.values()),
+        row("backtest", f"stockrnn -q backtest --config {r['config']} {sets} --folds "
+            f"{r['folds']}", bt, lambda res: res.get("folds", []))]
+    one, two = b["serial"]["result"], b.get("ray", {}).get("result", {})
+    tick = [[t, num(one[t]["mase"], ".6f"), num(two.get(t, {}).get("mase"), ".6f"),
+             names.get(two.get(t, {}).get("node"), NONE)] for t in one]
+    s_bt, r_bt = bt["serial"]["result"], bt.get("ray", {}).get("result", {})
+    return [f"`python -m benchmarks.ray_cluster` (`make ray-demo`): a head and a worker node "
+            "started with `ray start` (one CPU each, their own temp folders and ports) on this "
+            f"machine in {num(r.get('cluster_start_seconds'), '.1f')} s and stopped in "
+            f"{num(r.get('cluster_stop_seconds'), '.1f')} s; each command a fresh "
+            "`stockrnn -q ... --json` process, serially (no Ray) and with `--executor ray "
+            "--ray-address HEAD`. Wall times include TensorFlow's start-up in the command and, "
+            "on Ray, in each node's worker; the runs are written to the command's folder, "
+            "which both nodes see (shared storage).", "",
+            *table(["job", "command", "serial s", "two nodes s", "two nodes / serial",
+                    "nodes used"], table_rows), "",
+            "Test MASE per ticker, serial and on the two nodes (the same seeds: equal to 1e-6 "
+            "is a target), and the node that trained it:", "",
+            *table(["ticker", "serial", "two nodes", "node"], tick), "",
+            f"Backtest pooled MASE: serial {num(s_bt.get('pooled_mase'), '.6f')}, two nodes "
+            f"{num(r_bt.get('pooled_mase'), '.6f')}; folds on "
+            + ", ".join(f"{f['fold']}: {names.get(f['node'], NONE)}"
+                        for f in r_bt.get("folds", [])) + "."]
+
+
+def _over(a, b):
+    return a / b if isinstance(a, int | float) and isinstance(b, int | float) and b else None
 
 
 def _covariates(c: dict) -> list[str]:

@@ -181,7 +181,7 @@ def run_job(job: Job, opts: RunOptions) -> list[dict]:
             evaluation.write_scores(run, "test", fc,
                                     evaluation.member_forecasts(model, fds, "test"))
         out.append({"fold": f.index, "run_dir": str(run.path),
-                    "train_rows": m.test_start - m.start, "forecasts": fc})
+                    "train_rows": m.test_start - m.start, "forecasts": fc, **jobs.where()})
     meta = run.meta()
     log.info("%s fold %d: trained on %d rows, %d epochs (%.1fs)", cfg.data.ticker, m.index,
              m.test_start - m.start, meta["epochs_run"], time.perf_counter() - started)
@@ -232,7 +232,8 @@ def fold_row(fold: Fold, result: dict) -> dict:
             **{b: {"mase": sc["baselines"][b]["mase"]} for b in PREDICTION_BASES[1:]
                if b in sc["baselines"]},
             "best_baseline": sc["best_baseline"],
-            "coverage": {lv: sc["intervals"][lv]["coverage"] for lv in LEVELS}}
+            "coverage": {lv: sc["intervals"][lv]["coverage"] for lv in LEVELS},
+            "host": result.get("host"), "node": result.get("node")}
 
 
 def pooled(fc: dict[str, np.ndarray]) -> dict:
@@ -359,7 +360,7 @@ def backtest_ticker(cfg: Config, out: Path, opts: RunOptions) -> dict:
              "%d model(s), %d job(s)", cfg.data.ticker, len(folds),
              folds[0].test_end - folds[0].test_start, folds[0].test_start, cfg.backtest.refit,
              cfg.backtest.window, len(job_list), job_opts.jobs)
-    done = jobs.run(run_job, job_list, job_opts)
+    done = jobs.run(run_job, job_list, job_opts, shared=(out,))
     failed = [r.error for r in done if isinstance(r, jobs.JobFailed)]
     if failed:
         raise StockRNNError(f"{cfg.data.ticker}: a backtest job failed: {failed[0]}")

@@ -66,6 +66,7 @@ def run_ticker(job: tuple[dict, str], opts: RunOptions) -> dict:
         row = batchrow.failed(ticker, cause, getattr(exc, "run_dir", None))
         log.warning("%s failed: %s", ticker, row["error"])
     row["seconds"] = round(time.perf_counter() - started, 3)
+    row.update(jobs.where())
     return row
 
 
@@ -101,14 +102,15 @@ def run_batch(cfg: Config, opts: RunOptions = DEFAULT,
             rows, extra = globalmodel.run(cfg, names, job_opts, on_ticker)
             ordered = [rows[t] for t in names]
         else:
-            def done(i, row):
-                if isinstance(row, jobs.JobFailed):
-                    row = batchrow.failed(names[i], row.error)
-                on_ticker(row)
+            def row_of(i, result):
+                if isinstance(result, jobs.JobFailed):
+                    return {**batchrow.failed(names[i], result.error), **result.where()}
+                return result
 
-            results = jobs.run(run_ticker, [(raw, t) for t in names], job_opts, done)
-            ordered = [batchrow.failed(t, r.error) if isinstance(r, jobs.JobFailed) else r
-                       for t, r in zip(names, results, strict=True)]
+            results = jobs.run(run_ticker, [(raw, t) for t in names], job_opts,
+                               lambda i, result: on_ticker(row_of(i, result)),
+                               shared=(batch_dir,))
+            ordered = [row_of(i, r) for i, r in enumerate(results)]
         failed = [r["ticker"] for r in ordered if r["status"] != "ok"]
         summary = {"batch_dir": str(batch_dir), "config": cfg.run_name, "jobs": job_opts.jobs,
                    "executor": opts.executor, "ray_address": opts.ray_address,

@@ -3,17 +3,27 @@
 function with the same options (and so the same seeds), so every way gives the serial results.
 
 A worker process is limited to its share of the CPU threads before Keras is imported in it;
-a Ray task asks Ray for that many CPUs and takes the driver's STOCKRNN_*/Keras environment and
-working folder.
+a Ray task asks Ray for that many CPUs (no more than the cluster's largest node has) and takes the
+driver's STOCKRNN_*/Keras environment and working folder. Every job can say where it ran
+(``where``: the host name and, in a Ray task, the Ray node id).
+
+On a Ray cluster the run folders travel through shared storage, not through Ray: a job first
+checks that the folders the driver names (``shared``: the batch or backtest folder) are visible
+on its node, and is a failed job saying so when they are not. A job whose worker or node dies
+is a failed job (``JobFailed``; Ray does not retry it): the finished jobs' results are kept.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
 import os
+import re
+import socket
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,13 +38,27 @@ RAY_ENV = ("STOCKRNN_DATA_DIR", "STOCKRNN_RUNS_DIR", "KERAS_BACKEND", "TF_CPP_MI
 #: Parallel jobs hold the data store's lock for a moment each; a job waits this long for it
 #: (and for its own run name's lock) instead of failing at once.
 JOB_LOCK_WAIT = 600.0
+#: The Ray node this process runs jobs on: set in a Ray task, None elsewhere.
+_RAY_NODE: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class JobFailed:
-    """A job whose worker process or Ray task died (killed, out of memory, node lost)."""
+    """A job whose worker process or Ray task died (killed, out of memory, node lost), or a Ray
+    task on a node that cannot see the shared folders (``node``/``host``: where, when known)."""
 
     error: str
+    node: str | None = None
+    host: str | None = None
+
+    def where(self) -> dict:
+        return {"host": self.host, "node": self.node}
+
+
+def where() -> dict:
+    """Where the calling job runs: ``host`` (the machine's host name) and ``node`` (the Ray
+    node id inside a Ray task, else None)."""
+    return {"host": socket.gethostname(), "node": _RAY_NODE}
 
 
 def plan(opts: RunOptions, n_items: int) -> RunOptions:
@@ -52,13 +76,16 @@ def plan(opts: RunOptions, n_items: int) -> RunOptions:
 
 
 def run(fn: Callable[[Any, RunOptions], Any], items: Sequence, opts: RunOptions,
-        on_done: Callable[[int, Any], None] = lambda i, result: None) -> list:
+        on_done: Callable[[int, Any], None] = lambda i, result: None,
+        shared: Sequence[str | os.PathLike] = ()) -> list:
     """``fn(item, opts)`` for every item (``opts`` from ``plan``), results in item order. An
     exception raised by ``fn`` here or in a worker process is raised again; a job whose
-    process or task died gives ``JobFailed``."""
+    process or task died gives ``JobFailed``. ``shared``: folders the jobs write into, which a
+    Ray task checks it can see on its node (a ``JobFailed`` when it cannot)."""
     results: list = [None] * len(items)
     if opts.executor == "ray":
-        return _run_on_ray(import_ray(), fn, items, opts, results, on_done)
+        folders = tuple(str(Path(p).resolve()) for p in shared)
+        return _run_on_ray(import_ray(), fn, items, opts, results, on_done, folders)
     if opts.jobs <= 1:
         for i, item in enumerate(items):
             results[i] = fn(item, opts)
@@ -126,9 +153,22 @@ def import_ray():
     return ray
 
 
-def _ray_job(fn, item, opts: RunOptions, env: dict, cwd: str, log_level: int):
-    """One job as a Ray task: the driver's environment and working folder (when the worker's
-    machine has it: on a remote cluster give absolute shared paths), then ``fn``."""
+def _ray_job(fn, item, opts: RunOptions, env: dict, cwd: str, log_level: int,
+             shared: tuple[str, ...] = ()):
+    """One job as a Ray task: notes its Ray node, checks that the ``shared`` folders are
+    visible here (else a ``JobFailed`` saying so), takes the driver's environment and working
+    folder (when the worker's machine has it: on a remote cluster give absolute shared
+    paths), then ``fn``."""
+    import ray
+
+    global _RAY_NODE
+    _RAY_NODE = ray.get_runtime_context().get_node_id()
+    missing = [p for p in shared if not os.path.isdir(p)]
+    if missing:
+        return JobFailed(f"{missing[0]} is not visible on Ray node {_RAY_NODE} "
+                         f"({socket.gethostname()}): give paths.runs_dir (and paths.data_dir) "
+                         "as absolute paths on storage every node shares (docs/scale.md)",
+                         **where())
     os.environ.update(env)
     if os.path.isdir(cwd):
         os.chdir(cwd)
@@ -136,47 +176,84 @@ def _ray_job(fn, item, opts: RunOptions, env: dict, cwd: str, log_level: int):
     return fn(item, opts)
 
 
-def _run_on_ray(ray, fn, items, opts: RunOptions, results: list, on_done) -> list:
-    """Each job as a Ray task asking for ``opts.threads`` CPUs, on the cluster at
-    ``opts.ray_address`` or on a local Ray of ``jobs * threads`` CPUs started here (and shut
-    down after)."""
+def connect(ray, opts: RunOptions) -> bool:
+    """Connect this process to the Ray cluster at ``opts.ray_address`` as a driver, or start a
+    local Ray of ``jobs * threads`` CPUs; nothing when already connected. Whether it connected
+    (and so must ``ray.shutdown()`` after); StockRNNError when Ray cannot start or the cluster
+    cannot be reached."""
+    if ray.is_initialized():
+        return False
     address = opts.ray_address
-    started_here = not ray.is_initialized()
-    if started_here:
-        try:
-            if address:
-                ray.init(address=address, log_to_driver=True)
-            else:  # the workers import the driver's stockrnn, whatever else is installed
-                here = str(Path(__file__).resolve().parents[1])
-                path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
-                ray.init(num_cpus=opts.jobs * opts.threads, include_dashboard=False,
-                         log_to_driver=True, object_store_memory=128 * 1024 ** 2,
-                         runtime_env={"env_vars": {"PYTHONPATH": path}})
-        except Exception as exc:  # ConnectionError, timeouts, bad address: Ray raises many kinds
-            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-            raise StockRNNError(f"cannot start or reach {where}: {type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     try:
-        env = {k: os.environ[k] for k in RAY_ENV if k in os.environ}
-        level = logging.getLogger("stockrnn").getEffectiveLevel()
-        task = ray.remote(num_cpus=opts.threads, max_retries=0)(_ray_job)
-        refs = {task.remote(fn, item, opts, env, os.getcwd(), level): i
-                for i, item in enumerate(items)}
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            i = refs[done[0]]
-            try:
-                results[i] = ray.get(done[0])
-            except Exception as exc:  # the task failed or its worker died
-                cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the task's error
-                if isinstance(cause, StockRNNError):
-                    raise cause from None
-                text = str(cause).strip().splitlines()
-                results[i] = JobFailed(f"Ray task failed: {type(cause).__name__}: "
-                                       f"{text[-1] if text else ''}")
-            on_done(i, results[i])
-        return results
-    finally:
-        if started_here:
-            ray.shutdown()
+        if address:
+            ray.init(address=address, log_to_driver=True)
+        else:  # the workers import the driver's stockrnn, whatever else is installed
+            here = str(Path(__file__).resolve().parents[1])
+            path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+            ray.init(num_cpus=opts.jobs * opts.threads, include_dashboard=False,
+                     log_to_driver=True, object_store_memory=128 * 1024 ** 2,
+                     runtime_env={"env_vars": {"PYTHONPATH": path}})
+    except Exception as exc:  # ConnectionError, timeouts, bad address: Ray raises many kinds
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise StockRNNError(f"cannot start or reach {where}: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    return True
+
+
+def task_cpus(ray, threads: int) -> int:
+    """The CPUs a task asks for: ``threads``, but no more than the largest live node of the
+    cluster has (a task no node can hold would wait forever). StockRNNError when no live node
+    has a CPU."""
+    biggest = max((n.get("Resources", {}).get("CPU", 0) for n in ray.nodes()
+                   if n.get("Alive")), default=0)
+    if biggest < 1:
+        raise StockRNNError("the Ray cluster has no live node with a CPU to run the jobs on")
+    return max(1, min(threads, int(biggest)))
+
+
+def _run_on_ray(ray, fn, items, opts: RunOptions, results: list, on_done,
+                shared: tuple[str, ...] = ()) -> list:
+    """Each job as a Ray task asking for ``opts.threads`` CPUs (at most the largest node's),
+    on the cluster at ``opts.ray_address`` or on a local Ray of ``jobs * threads`` CPUs started
+    here (and shut down after). No retries: a task whose worker or node dies is a
+    ``JobFailed``, the others go on."""
+    started_here = connect(ray, opts)
+    # Ray prints its own messages (a lost raylet's) and the workers' stdout on this process's
+    # stdout: they go to stderr, so stdout keeps only what the command prints (its --json)
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            return _tasks(ray, fn, items, opts, results, on_done, shared)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def _tasks(ray, fn, items, opts: RunOptions, results: list, on_done, shared) -> list:
+    """Submit one task per item, collect the results as they finish."""
+    env = {k: os.environ[k] for k in RAY_ENV if k in os.environ}
+    level = logging.getLogger("stockrnn").getEffectiveLevel()
+    cpus = task_cpus(ray, opts.threads)
+    if cpus != opts.threads:
+        log.info("each Ray task asks for %d CPU(s): the largest node of the cluster has "
+                 "no more", cpus)
+        opts = opts.replace(threads=cpus)
+    task = ray.remote(num_cpus=cpus, max_retries=0)(_ray_job)
+    refs = {task.remote(fn, item, opts, env, os.getcwd(), level, shared): i
+            for i, item in enumerate(items)}
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        i = refs[done[0]]
+        try:
+            results[i] = ray.get(done[0])
+        except Exception as exc:  # the task failed or its worker died
+            cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the task's error
+            if isinstance(cause, StockRNNError):
+                raise cause from None
+            text = str(cause).strip().splitlines()
+            lost = re.search(r"node ID: ([0-9a-f]{16,})", str(cause))  # NodeDiedError
+            results[i] = JobFailed(f"Ray task failed: {type(cause).__name__}: "
+                                   f"{text[-1] if text else ''}",
+                                   node=lost.group(1) if lost else None)
+        on_done(i, results[i])
+    return results

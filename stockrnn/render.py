@@ -167,7 +167,7 @@ def run_json(summary=None, error=None, stages=(), run_dir=None) -> str:
 
 
 BATCH_COLUMNS = ("ticker", "status", "error", "run_dir", "mase", "directional_accuracy",
-                 "test_mae", "persistence_mae", "seconds")
+                 "test_mae", "persistence_mae", "seconds", "host", "node")
 
 
 def batch_table(rows: list[dict]) -> str:
@@ -256,7 +256,7 @@ FOLD_BASELINES = ("drift", "moving_average", "auto_arima", "auto_ets")  # a MASE
 FOLD_COLUMNS = ("fold", "first", "last", "n", "train_rows", "mae", "mase",
                 "directional_accuracy", "persistence_mae", "coverage_80", "coverage_95",
                 "run_dir", "best_baseline", "best_baseline_mase",
-                *(f"{b}_mase" for b in FOLD_BASELINES))
+                *(f"{b}_mase" for b in FOLD_BASELINES), "host", "node")
 
 
 def fold_best(r: dict) -> tuple[str | None, float | None]:
@@ -275,7 +275,8 @@ def fold_csv_row(r: dict) -> dict:
             "persistence_mae": r["persistence"]["mae"], "coverage_80": r["coverage"]["0.8"],
             "coverage_95": r["coverage"]["0.95"], "run_dir": r["run_dir"],
             "best_baseline": best, "best_baseline_mase": best_mase,
-            **{f"{b}_mase": (r.get(b) or {}).get("mase") for b in FOLD_BASELINES}}
+            **{f"{b}_mase": (r.get(b) or {}).get("mase") for b in FOLD_BASELINES},
+            "host": r.get("host"), "node": r.get("node")}
 
 
 def backtest(summary: dict) -> str:

@@ -44,7 +44,8 @@ if _WORKERS > 1:
 # finish together. Files not named here keep their order after these.
 SLOW_FILES = ("test_backtest.py", "test_covariates.py", "test_training.py", "test_faults.py",
               "test_cli_run.py", "test_ensemble.py",
-              "test_backends.py", "test_batch.py", "test_honesty.py", "test_ci_example.py",
+              "test_backends.py", "test_batch.py", "test_ray.py", "test_honesty.py",
+              "test_ci_example.py",
               "test_cli_train.py", "test_report.py", "test_tracking.py", "test_dataset.py",
               "test_classical.py", "test_cron_example.py")
 
