@@ -97,8 +97,9 @@ def train_stockrnn(family: str, epochs: int, backend: str, workdir: Path, seed: 
 
 
 def train_core(family: str, epochs: int, backend: str, workdir: Path, seed: int = 42) -> dict:
-    """Diagnostic: stockrnn's model, compile settings and input pipeline (``training.batches``)
-    fitted with no callbacks, so the cost of checkpoints/backups/logging shows by difference."""
+    """Diagnostic: stockrnn's model, compile settings, input pipeline (``training.batches``)
+    and validation fitted with no other callbacks, so the cost of the early stopping, the
+    keeper (best epoch, history, backup) and the epoch lines shows by difference."""
     from benchmarks.reference import epoch_timer
     from stockrnn import dataset, stages, training
     from stockrnn.backend import seed_everything, use
@@ -112,8 +113,8 @@ def train_core(family: str, epochs: int, backend: str, workdir: Path, seed: int 
                                     t.steps_per_execution)
     timer = epoch_timer(keras)
     started = time.perf_counter()
-    model.fit(**training.batches(tr.x, tr.y, va.x, va.y, t.batch_size, seed, model), epochs=epochs,
-              callbacks=[timer], verbose=0)
+    model.fit(**training.batches(tr.x, tr.y, t.batch_size, seed, model), epochs=epochs,
+              callbacks=[training.validation(t.loss, va.x, va.y, t.batch_size), timer], verbose=0)
     return {"epoch_seconds": timer.seconds, "fit_seconds": time.perf_counter() - started,
             "steady_ms_per_epoch": steady_ms(timer.seconds)}
 

@@ -1,6 +1,7 @@
 """Compile and fit a model into a run directory, with checkpoints, resume and progress.
 
-Callbacks: EarlyStopping on val_loss, and one keeper (``run_keeper``) holding the best epoch's
+Callbacks: the validation loss (one ``predict`` of the validation windows per epoch),
+EarlyStopping on val_loss, and one keeper (``run_keeper``) holding the best epoch's
 weights, the epoch history and the last finished epoch in memory, which writes them together at
 most every ``train.backup_every_s`` seconds, at the end and on an interruption: the best model
 (``checkpoints/best.keras``), ``history.csv`` (one row per epoch, rewritten atomically, so an
@@ -50,22 +51,53 @@ def epoch_logger(total: int):
     return EpochLines()
 
 
-def shuffle_seed(seed: int):
-    """Seeds NumPy's global RNG when training begins. On JAX, Keras shuffles the training
-    windows with it, and its first build of a new model (inside ``fit``, before this) draws
-    from it too: seeded here, a new model and a reused one (``compiled_model``) are shuffled
-    alike."""
+def validation(loss: str, x: np.ndarray, y: np.ndarray, batch_size: int):
+    """Scores the model on the validation windows at the end of each epoch: ``val_loss`` in
+    the epoch's logs (so early stopping, the keeper, the epoch lines and Keras' history see it)
+    is the training loss of ``predict`` on them. One predict call per epoch instead of Keras'
+    own evaluation loop: the predict step, traced (TensorFlow) or compiled (JAX) once, also
+    serves the intervals, ``evaluate`` and the forecasts, and a run traces no evaluation step.
+    Goes first among the callbacks.
+
+    Keras draws the models' dropout seeds in every step, training or not, so its evaluation
+    loop advanced them once per validation batch; they are advanced as far here, and training
+    draws the same dropout masks as with Keras' own validation (the same numbers)."""
+    keras = use()
+    x = np.ascontiguousarray(x, dtype="float32")
+    batches = -(-len(x) // batch_size)
+
+    class Validation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seeds = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+            before = [np.asarray(v.value) for v in seeds]
+            pred = predict(self.model, x)
+            for var, old in zip(seeds, before, strict=True):
+                drawn = np.asarray(var.value) - old  # by the one predict call
+                var.assign(old + batches * drawn)
+            if logs is not None:
+                logs["val_loss"] = loss_value(loss, pred, y)
+
+    return Validation()
+
+
+def shuffle_seed(seed: int, windows: int):
+    """Puts NumPy's global RNG where a new model's training finds it when training begins. On
+    JAX, Keras shuffles the training windows with it, and its first build of a new model
+    (inside ``fit``, before this) shuffles them once to take a batch's shapes: a model reused
+    by ``compiled_model`` skips that build, so the RNG is seeded here again and that one
+    shuffle drawn, and both are shuffled as a new model always was."""
     keras = use()
 
     class ShuffleSeed(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             np.random.seed(seed)
+            np.random.permutation(windows)
 
     return ShuffleSeed()
 
 
-def batches(x, y, vx, vy, batch_size: int, seed: int, model=None):
-    """Training and validation inputs for ``model.fit``.
+def batches(x, y, batch_size: int, seed: int, model=None):
+    """Training inputs for ``model.fit`` (the validation windows are scored by ``validation``).
 
     TensorFlow: a cached ``tf.data`` pipeline (copied into the runtime once, reshuffled each
     epoch with a fixed seed, pre-batched), which with ``steps_per_execution`` removes most of
@@ -73,20 +105,18 @@ def batches(x, y, vx, vy, batch_size: int, seed: int, model=None):
     in batches of ``steps_per_execution`` training batches when ``model`` runs them as one
     compiled loop (``jaxsteps``)."""
     keras = use()
-    x, vx = np.ascontiguousarray(x), np.ascontiguousarray(vx)
+    x = np.ascontiguousarray(x)
     if keras.backend.backend() != "tensorflow":
         from stockrnn import jaxsteps
 
         size = batch_size if model is None else jaxsteps.keras_batch_size(model, batch_size)
-        return {"x": x, "y": y, "validation_data": (vx, vy), "batch_size": size,
-                "shuffle": True}
+        return {"x": x, "y": y, "batch_size": size, "shuffle": True}
     import tensorflow as tf
 
     train = (tf.data.Dataset.from_tensor_slices((x, y)).cache()
              .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
              .batch(batch_size).prefetch(2))
-    val = tf.data.Dataset.from_tensor_slices((vx, vy)).batch(batch_size).cache()
-    return {"x": train, "validation_data": val, "shuffle": False}  # the pipeline shuffles
+    return {"x": train, "shuffle": False}  # the pipeline shuffles
 
 
 def run_keeper(run: RunDir, *, resume: bool, threshold: float, every_s: float = 0.0):
@@ -307,7 +337,8 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
     # includes the callbacks' work at its end.
     keeper = run_keeper(run, resume=resume, threshold=threshold, every_s=train_cfg.backup_every_s)
     callbacks = [
-        shuffle_seed(train_cfg.seed),
+        shuffle_seed(train_cfg.seed, len(tr.x)),
+        validation(train_cfg.loss, va.x, va.y, train_cfg.batch_size),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=train_cfg.early_stopping.patience,
                                       min_delta=train_cfg.early_stopping.min_delta),
         keeper,
@@ -319,7 +350,7 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
 
         callbacks.append(tracking.tensorboard_callback(run))
     started = time.perf_counter()
-    data = batches(tr.x, tr.y, va.x, va.y, train_cfg.batch_size, train_cfg.seed, model)
+    data = batches(tr.x, tr.y, train_cfg.batch_size, train_cfg.seed, model)
     # Keras draws its progress bar on stdout; stdout carries results only (the run path)
     with contextlib.redirect_stdout(sys.stderr):
         try:
@@ -404,7 +435,7 @@ def fit_ensemble(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *,
     va = ds.splits["val"]
     model = ensemble.combine(networks, tuple(va.x.shape[1:]))
     start_loss = loss_of_zero(train_cfg.loss, va.y)
-    val_loss = loss_value(train_cfg.loss, va.y, predict(model, va.x))
+    val_loss = loss_value(train_cfg.loss, predict(model, va.x), va.y)
     write_member_history(run.history, [(m.name, member_run(run, m.name)) for m in todo])
     atomic.write_with(run.model, lambda tmp: model.save(tmp), suffix=".keras")
     remember(run.model, model)
@@ -445,8 +476,9 @@ def write_member_history(path: Path, members: list[tuple[str, RunDir]]) -> None:
     atomic.write_with(path, lambda tmp: frame.to_csv(tmp), suffix=".csv")
 
 
-def loss_value(loss: str, y: np.ndarray, pred: np.ndarray | float) -> float:
-    """The training loss (``train.loss``) of the predictions ``pred`` of the targets ``y``."""
+def loss_value(loss: str, pred: np.ndarray, y: np.ndarray) -> float:
+    """The training loss ``loss`` of the outputs ``pred`` for the targets ``y`` (Keras' formula,
+    the mean over every window and horizon step, in float64)."""
     a = np.abs(np.asarray(y, dtype="float64") - np.asarray(pred, dtype="float64"))
     if loss == "mae":
         return float(a.mean())
@@ -457,7 +489,7 @@ def loss_value(loss: str, y: np.ndarray, pred: np.ndarray | float) -> float:
 
 def loss_of_zero(loss: str, y: np.ndarray) -> float:
     """The training loss of predicting 0 for every target: the untrained model's val_loss."""
-    return loss_value(loss, y, 0.0)
+    return loss_value(loss, 0.0, y)
 
 
 def read_history(path: Path):
