@@ -73,7 +73,7 @@ def test_forecast_is_the_mean_of_the_members(run, loaded):
     np.testing.assert_allclose(training.predict(model, x), np.mean(outs, axis=0), atol=1e-6)
     assert not np.allclose(outs[0], outs[1])
     # the validation loss in meta.json is the averaged model's
-    loss = training.loss_value(cfg.train.loss, ds.splits["val"].y, training.predict(model, x))
+    loss = training.loss_value(cfg.train.loss, training.predict(model, x), ds.splits["val"].y)
     assert meta(run)["best_val_loss"] == pytest.approx(loss, rel=1e-6)
 
 
