@@ -127,7 +127,11 @@ class LocalCluster:
         cmd = [*ray_command(), "start", *args, "--num-cpus", str(self.cpus),
                "--temp-dir", str(temp), "--object-store-memory", str(self.object_store),
                "--dashboard-agent-listen-port", str(free_port()), "--disable-usage-stats"]
-        proc = subprocess.Popen(cmd, env=self.env, cwd=self.tmp, stdout=subprocess.PIPE,
+        # Ray turns token authentication on when it finds ~/.ray/auth_token (left by another
+        # cluster's `ray get-auth-token --generate`); the nodes of this cluster get a home of
+        # their own, so they never pick up a stray token
+        env = {**self.env, "HOME": str(self.tmp)}
+        proc = subprocess.Popen(cmd, env=env, cwd=self.tmp, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
         node = Node(name, proc.pid, temp, None)
         self.nodes.append(node)  # stop() ends its processes whatever happens next
