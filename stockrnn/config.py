@@ -301,7 +301,7 @@ class TrainConfig(Section):
     early_stopping: EarlyStoppingConfig = Field(EarlyStoppingConfig(), description="EarlyStopping on val_loss (the best epoch's weights are kept).")
     seed: int = Field(42, ge=0, description="Seeds Python, NumPy and Keras (TensorFlow op determinism on): the same config twice gives the same history.")
     backend: Literal["tensorflow", "jax"] | None = Field(None, description="Keras backend, tensorflow or jax (default: $KERAS_BACKEND, else tensorflow); picked before Keras is imported.")
-    steps_per_execution: int = Field(64, gt=0, description="Batches per compiled call, on TensorFlow and on JAX (speed only; the results are the same).")
+    steps_per_execution: int = Field(64, gt=0, description="Batches per compiled call, on TensorFlow and on JAX (speed only; the results are the same). A training of fewer than 256 steps in all (epochs x batches per epoch) runs one batch per call, which is traced faster.")
     backup_every_s: float = Field(5.0, ge=0, description="history.csv, the best epoch (checkpoints/best.keras) and the --resume backup are written together at most once per this many seconds, at the end and on Ctrl-C or an error (0: after every epoch); a kill loses at most this much training.")
     tensorboard: bool = Field(False, description="Write Keras TensorBoard logs into <run dir>/tensorboard/ (needs the tensorboard package: pip install 'stockrnn[tensorboard]'; view with tensorboard --logdir).")
 

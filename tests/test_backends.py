@@ -76,16 +76,19 @@ from stockrnn import dataset, runs, stages
 from stockrnn.config import load_config
 
 def history_of(name, *sets):
+    # batches of 2: enough steps (over 256) for steps_per_execution batches per call
     cfg = load_config(smoke, ["model.units=[4]", "model.dropout=0.1", "train.epochs=2",
-                              "data.start=2010-05-03", *sets])
+                              "train.batch_size=2", "data.start=2010-05-03", *sets])
     run = runs.RunDir(pathlib.Path(os.environ["STOCKRNN_RUNS_DIR"]) / "loops" / name)
     run.path.mkdir(parents=True)
     training.fit(cfg.model, cfg.train, dataset.build(stages.load_frame(cfg), cfg), run,
                  progress="none")
     return training.read_history(run.history)[["loss", "val_loss"]].to_numpy().tolist()
 
-out["loops"] = {"looped": history_of("looped"), "reused": history_of("reused"),
-                "per_batch": history_of("per_batch", "train.steps_per_execution=1")}
+out["loops"] = {"looped": history_of("looped")}
+out["loops"]["installed"] = [getattr(m, "_stockrnn_loop", None) for m in training._COMPILED.values()]
+out["loops"].update(reused=history_of("reused"),
+                    per_batch=history_of("per_batch", "train.steps_per_execution=1"))
 print(json.dumps(out))
 """
 
@@ -157,6 +160,7 @@ def test_jax_steps_in_one_loop_and_a_reused_model_give_keras_own_numbers(jax):
     compiled model for the next training of the same shape: both give exactly the history of
     Keras' own step per batch on a new model."""
     loops = jax["loops"]
+    assert loops["installed"] == [[2, 64]]  # batches of 2, 64 per compiled loop
     assert loops["looped"] == loops["per_batch"]
     assert loops["reused"] == loops["per_batch"]
     assert len(loops["looped"]) == 2

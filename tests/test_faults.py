@@ -596,10 +596,11 @@ def test_sigkill_during_backup_metadata_write_then_resume(base, tmp_path):
 
 
 def test_sigkill_during_checkpoint_write_then_resume(base, tmp_path):
-    """Killed while ModelCheckpoint writes checkpoints/best.keras (here in the only epoch):
-    `train --resume` must finish the run or fail with a message, never a traceback."""
+    """Killed while Keras writes checkpoints/best.keras (here after the only epoch, with the
+    writes after every epoch): `train --resume` must finish the run or fail with a message,
+    never a traceback."""
     before = store_files(base)
-    args = ["train", "-q", *SMOKE_ARGS, "--set", "train.epochs=1"]
+    args = ["train", "-q", *SMOKE_ARGS, "--set", "train.epochs=1", *EVERY]
     where = kill_at_injected_fault(base, tmp_path, "truncate-save", r"checkpoints/best\.keras$",
                                    *args)
     run = where.parent.parent
