@@ -45,6 +45,8 @@ def test_one_row_per_ticker_with_finite_mase(batch):
         assert m["model"]["mase"] == r["mase"]  # scored on its own test split ...
         assert m["baselines"]["persistence"]["mae"] == r["persistence_mae"]  # ... own baseline
         assert (member / "forecast.csv").is_file()
+        assert not list(member.glob("plots/*.png"))  # a batch draws plots only with --plots
+    assert not list(grun.glob("plots/*.png"))
 
 
 def test_scalers_are_per_ticker(batch):
