@@ -153,8 +153,10 @@ def _train(cfg: Config, datasets: dict[str, dataset.Dataset], plots: bool = True
 def _member(grun: runs.RunDir, tcfg: Config, ds: dataset.Dataset, facts: dict,
             model) -> runs.RunDir:
     """The ticker's complete run directory inside the global run (evaluate, predict and compare
-    work on it as on any run)."""
-    from stockrnn import evaluation
+    work on it as on any run). Its model.keras is a copy of the global model's, which ``model``
+    is: this process's later loads of the copy (its forecast) use ``model`` as it is, not a new
+    model whose prediction step would be compiled again for every ticker."""
+    from stockrnn import evaluation, training
 
     member = runs.RunDir(grun.path / MEMBERS / tickers.run_part(tcfg.data.ticker))
     member.path.mkdir(parents=True, exist_ok=True)
@@ -163,6 +165,7 @@ def _member(grun: runs.RunDir, tcfg: Config, ds: dataset.Dataset, facts: dict,
     atomic.write_json(member.scaler, ds.transform.to_dict())
     atomic.write_with(member.model, lambda tmp: shutil.copyfile(grun.model, tmp),
                       suffix=".keras")
+    training.remember(member.model, model)
     evaluation.write_intervals(member, model, ds)
     meta = grun.meta()
     member.update_meta(format=runs.RUN_FORMAT, status="complete", created=meta["created"],
