@@ -17,6 +17,7 @@ from benchmarks import (
     commands,
     covariates,
     machine,
+    many,
     modes,
     multi,
     prepare,
@@ -30,7 +31,8 @@ from benchmarks.subprocesses import REPO
 SECTIONS = (("commands", commands.measure), ("prepare", prepare.measure),
             ("speed", speed.measure), ("quality", quality.measure),
             ("covariates", covariates.measure), ("multi", multi.measure),
-            ("backtest", backtest.measure), ("ray", ray_cluster.measure))
+            ("many", many.measure), ("backtest", backtest.measure),
+            ("ray", ray_cluster.measure))
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -57,6 +59,7 @@ def checks_of(res: dict) -> list[dict]:
     out += res.get("quality", {}).get("checks", [])
     out += res.get("covariates", {}).get("checks", [])
     out += res.get("multi", {}).get("checks", [])
+    out += res.get("many", {}).get("checks", [])
     out += res.get("backtest", {}).get("checks", [])
     out += res.get("ray", {}).get("checks", [])
     return out

@@ -42,6 +42,13 @@ class Mode:
     # its AR1, serial and on a head + worker node (benchmarks/ray_cluster.py; about 3 minutes)
     ray_cluster: bool = True
     backtest_overrides: tuple[str, ...] = ()
+    # many tickers at scale (issue 17): per-ticker batches of configs/lstm.yaml on synthetic
+    # series, --jobs 2, one per (backend, tickers); the first is the target (500 tickers) and
+    # is compared with that many single runs of its tickers and with the global model
+    many: tuple[tuple[str, int], ...] = (("jax", 500), ("tensorflow", 50))
+    many_single: int = 3
+    many_global: bool = True
+    many_overrides: tuple[str, ...] = ()
 
 
 TINY = Mode("tiny", speed_families=("conv1d",), speed_backends=("tensorflow",), speed_epochs=4,
@@ -50,11 +57,12 @@ TINY = Mode("tiny", speed_families=("conv1d",), speed_backends=("tensorflow",), 
             quality_seeds=(42,), quality_jobs=1,
             quality_overrides=("train.epochs=3", "train.early_stopping.patience=3"),
             synthetic_rows=600, covariates=False, multi=False, backtest=False,
-            ray_cluster=False)
+            ray_cluster=False, many=(("tensorflow", 2),), many_single=1,
+            many_overrides=("train.epochs=1",))
 QUICK = Mode("quick", speed_repeats=2)
 FULL = Mode("full", speed_epochs=30, speed_repeats=3, help_runs=10, smoke_runs=3,
             prepare_rows=((10_000, 10), (100_000, 5), (1_000_000, 3)),
-            quality_seeds=(42, 43, 44, 45, 46))
+            quality_seeds=(42, 43, 44, 45, 46), many=(("jax", 500), ("tensorflow", 500)))
 
 
 def pick(quick: bool, tiny: bool) -> Mode:

@@ -33,16 +33,21 @@ def summary_of(stdout: str) -> dict:
 
 
 def json_command(section: str, name: str, cmd: list[str], shown: str,
-                 read: Callable[[dict, dict], None]) -> dict:
-    """Time ``cmd`` (a ``stockrnn ... --json`` command) in a fresh empty folder; ``read``
-    copies what matters from its JSON summary into the result."""
+                 read: Callable[[dict, dict], None], timeout: float = 1800,
+                 files: dict[str, str] | None = None) -> dict:
+    """Time ``cmd`` (a ``stockrnn ... --json`` command) in a fresh empty folder (holding only
+    ``files``: name -> text); ``read`` copies what matters from its JSON summary into the
+    result."""
     folder = Path(tempfile.mkdtemp(prefix=f"stockrnn-{section}-"))
     try:
-        r = timed_command(cmd, folder, timeout=1800, env=env())
+        for file_name, text in (files or {}).items():
+            (folder / file_name).write_text(text)
+        r = timed_command(cmd, folder, timeout=timeout, env=env())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     out = {"command": shown, "rc": r.get("rc"), "seconds": r.get("seconds"),
-           "max_rss_mib": r.get("max_rss_mib"), "tree_peak_rss_mib": r.get("tree_peak_rss_mib")}
+           "cpu_seconds": r.get("cpu_seconds"), "max_rss_mib": r.get("max_rss_mib"),
+           "tree_peak_rss_mib": r.get("tree_peak_rss_mib")}
     try:
         read(summary_of(r.get("stdout", "")), out)
     except (StopIteration, ValueError, KeyError) as exc:

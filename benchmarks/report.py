@@ -45,6 +45,8 @@ def render(res: dict) -> str:
                                 "covariates", _covariates),
                                ("Many tickers: serial, --jobs 2, Ray; per-ticker vs global model",
                                 "multi", _multi),
+                               ("Many tickers at scale: 500 synthetic tickers, per-ticker models "
+                                "and the global model", "many", _many),
                                ("Backtest: 5 folds of configs/lstm.yaml beside one run",
                                 "backtest", _backtest),
                                ("Ray on two nodes: a head and a worker node on this machine",
@@ -378,6 +380,12 @@ def _multi(m: dict) -> list[str]:
             "(`model.scope=global`, each ticker scaled on its own training split).", "",
             *table(["ticker", "per-ticker (serial)", "--jobs 2", "Ray", "global",
                     "global better"], qrows), "", verdict]
+
+
+def _many(m: dict) -> list[str]:
+    from benchmarks import many  # imports this module: rendered there, beside its measurement
+
+    return many.lines(m)
 
 
 def _backtest(b: dict) -> list[str]:

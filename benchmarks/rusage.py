@@ -1,8 +1,9 @@
-"""``python -m benchmarks.rusage REPORT.json CMD...``: run CMD, write its wall time, exit code
-and peak resident memory: of its largest single process (this wrapper's RUSAGE_CHILDREN, i.e.
-CMD and its own children, each counted alone) and of its whole process tree at once (the sum
-of the RSS of CMD and every descendant, sampled every ``INTERVAL`` seconds, so a short peak
-between two samples can be missed)."""
+"""``python -m benchmarks.rusage REPORT.json CMD...``: run CMD, write its wall time, exit code,
+CPU time (user + system of CMD and every descendant it waited for: a ``--jobs`` worker's too,
+not a Ray worker's) and peak resident memory: of its largest single process (this wrapper's
+RUSAGE_CHILDREN, i.e. CMD and its own children, each counted alone) and of its whole process
+tree at once (the sum of the RSS of CMD and every descendant, sampled every ``INTERVAL``
+seconds, so a short peak between two samples can be missed)."""
 
 from __future__ import annotations
 
@@ -67,10 +68,12 @@ def main(argv: list[str]) -> int:
     done.set()
     if sampler.is_alive():
         sampler.join()
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kib = usage.ru_maxrss  # KiB on Linux
     with open(report, "w") as fh:
         json.dump({"rc": rc, "seconds": wall, "max_rss_mib": peak_kib / 1024,
-                   "tree_peak_rss_mib": peak[0] / 1024 if peak[0] else None}, fh)
+                   "tree_peak_rss_mib": peak[0] / 1024 if peak[0] else None,
+                   "cpu_seconds": usage.ru_utime + usage.ru_stime}, fh)
     return 0
 
 

@@ -15,6 +15,10 @@ AR1_ORACLE_TOLERANCE = 0.02   # |model MASE / oracle MASE - 1|, at most (issue 1
 TAR_ORACLE_TOLERANCE = 0.03   # the same on the threshold-AR series (issue 18)
 TAR_OVER_ARIMA = 1.0          # threshold AR: model MASE / AutoARIMA MASE, below (beats it)
 SAMPLE_MASE = 1.00
+MANY_TICKERS = 500            # synthetic tickers of 1,500 bars, configs/lstm.yaml (issue 17)
+MANY_SECONDS = 600.0          # ... per-ticker models, --jobs 2, wall time at most
+MANY_TREE_RSS_MIB = 8192.0    # ... the whole process tree's peak RSS at most (8 GiB)
+EQUAL_MASE = 1e-6             # a batch's test MASE vs the same ticker's one-ticker run
 
 
 def check(name: str, value: float | None, *, at_most: float | None = None,

@@ -1,7 +1,8 @@
 """``stockrnn run`` over several tickers: one ordinary run per ticker, a batch summary.
 
     runs/<run_name>-<TICKER>/<UTC timestamp>/     each ticker's run (a normal run directory:
-                                                 evaluate, predict, compare, prune work on it)
+                                                 evaluate, predict, compare, prune work on it;
+                                                 no plots/ unless asked for: --plots)
     runs/<run_name>/batch-<UTC timestamp>/
         summary.json  summary.csv                per ticker: status, error, run dir, metrics
 
@@ -76,11 +77,12 @@ def run_ticker(job: tuple[dict, str], opts: RunOptions) -> dict:
 def run_batch(cfg: Config, opts: RunOptions = DEFAULT,
               on_ticker: Callable[[dict], None] = lambda row: None) -> dict:
     """Run every ticker of ``cfg``; write and return the batch summary (and log it to MLflow
-    when the config's tracking asks for it: a parent run, a child per ticker)."""
+    when the config's tracking asks for it: a parent run, a child per ticker). The tickers'
+    runs draw no plots unless ``opts.plots`` is True."""
     tracking.require(cfg)
     scope = cfg.model.scope
     names = tickers.listed(cfg)
-    job_opts = jobs.plan(opts, len(names))
+    job_opts = jobs.plan(opts.replace(plots=bool(opts.plots)), len(names))  # only on request
     if opts.executor == "ray" and scope == "per_ticker":
         jobs.import_ray()  # exit 2 with the install command before anything is written
     raw = cfg.to_dict()

@@ -338,15 +338,21 @@ def export_cmd(run_ref, runs_dir, fmt, output, force):
               help="At the end, also write report.html (one self-contained HTML page, see "
                    "`stockrnn report`) into the run directory; for a multi-ticker config into "
                    "the batch directory and each ticker's run.")
+@click.option("--plots/--no-plots", default=None,
+              help="Draw the PNG plots (loss, predictions, residuals, forecast) into each run's "
+                   "plots/ [default: yes for a one-ticker config, no for a multi-ticker one "
+                   "unless --report].")
 @wait_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @mlflow_option
 @click.pass_context
 def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, keep, as_json,
-            jobs, allow_failures, executor, ray_address, write_report, wait, quiet, mlflow_uri):
+            jobs, allow_failures, executor, ray_address, write_report, plots, wait, quiet,
+            mlflow_uri):
     """The whole pipeline: fetch -> prepare -> train -> evaluate (test) -> predict, one line
     per stage; the run directory is printed last. With a multi-ticker config (data.tickers or
-    data.tickers_file): one run per ticker, a summary table, the batch directory printed last."""
+    data.tickers_file): one run per ticker (without plots unless --plots or --report), a
+    summary table, the batch directory printed last."""
     from stockrnn import gates, render, stages
     from stockrnn.errors import ConfigError, PipelineError
     from stockrnn.options import RunOptions
@@ -354,6 +360,7 @@ def run_cmd(ctx, config_path, overrides, max_mase, resume, allow_stale, steps, k
     opts = RunOptions(resume=resume, allow_stale=allow_stale, steps=steps, keep=keep,
                       max_mase=max_mase, wait=wait, jobs=jobs, executor=executor,
                       ray_address=ray_address, allow_failures=allow_failures,
+                      plots=True if plots is None and write_report else plots,
                       progress=progress_mode(quiet or ctx.obj.get("quiet")))
     try:
         cfg = load(config_path, [*overrides, *tracking_sets(mlflow_uri)])

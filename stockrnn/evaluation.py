@@ -162,21 +162,25 @@ def member_scores(fc: dict[str, np.ndarray], members: dict[str, np.ndarray]) -> 
     return {"members": scored, "best_member": min(scored, key=lambda n: scored[n]["mae"])}
 
 
-def evaluate(run: RunDir, model, ds: Dataset, split: str, quantiles) -> dict:
-    """Score a run on a split; writes metrics_<split>.json and the prediction plots. An
-    ensemble's members are scored on the same points too (``members``, ``best_member``)."""
+def evaluate(run: RunDir, model, ds: Dataset, split: str, quantiles,
+             plots: bool = True) -> dict:
+    """Score a run on a split; writes metrics_<split>.json and (with ``plots``) the
+    prediction plots. An ensemble's members are scored on the same points too (``members``,
+    ``best_member``)."""
     return write_scores(run, split, forecasts(model, ds, split, quantiles),
-                        member_forecasts(model, ds, split))
+                        member_forecasts(model, ds, split), plots=plots)
 
 
 def write_scores(run: RunDir, split: str, fc: dict[str, np.ndarray],
-                 members: dict[str, np.ndarray] | None = None) -> dict:
+                 members: dict[str, np.ndarray] | None = None, plots: bool = True) -> dict:
     """Score the forecasts ``fc`` of a run's split (see ``forecasts``) and an ensemble's
-    ``members``' forecasts on the same points; writes metrics_<split>.json and the prediction
-    plots, returns the metrics."""
+    ``members``' forecasts on the same points; writes metrics_<split>.json and (with
+    ``plots``) the prediction plots, returns the metrics."""
     scored = score(fc)
     result = {"run": str(run.path), "split": split, **scored, **member_scores(fc, members or {})}
     atomic.write_json(run.path / f"metrics_{split}.json", result)
+    if not plots:
+        return result
     meta = run.meta()
     title = f"{meta.get('model_type', '')} on {meta.get('ticker', '')}, {split} split"
     dates = pd.DatetimeIndex(fc["dates"])

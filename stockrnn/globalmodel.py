@@ -75,7 +75,7 @@ def run(cfg: Config, names: list[str], opts: RunOptions,
         if not datasets:
             return rows, {"global_run": None}
         try:
-            grun, facts = _train(cfg, datasets)
+            grun, facts = _train(cfg, datasets, opts.draw_plots)
         except Exception as exc:
             for t in datasets:
                 rows[t] = _failed(t, exc, time.perf_counter())
@@ -91,8 +91,10 @@ def run(cfg: Config, names: list[str], opts: RunOptions,
             try:
                 member = _member(grun, cfgs[t], ds, facts, model)
                 result = evaluation.evaluate(member, model, ds, "test",
-                                             evaluation.load_quantiles(member))
-                stages.predict(str(member.path), opts.steps, None, allow_stale=True)
+                                             evaluation.load_quantiles(member),
+                                             plots=opts.draw_plots)
+                stages.predict(str(member.path), opts.steps, None, allow_stale=True,
+                               plots=opts.draw_plots)
                 row = batchrow.ok(t, str(member.path), result)
                 log.info("%s evaluate  test MASE %.4f (MAE %.4f vs persistence %.4f)", t,
                          row["mase"], row["test_mae"], row["persistence_mae"])
@@ -115,7 +117,7 @@ def _failed(ticker: str, exc: Exception, started: float, run_dir: str | None = N
     return row
 
 
-def _train(cfg: Config, datasets: dict[str, dataset.Dataset]):
+def _train(cfg: Config, datasets: dict[str, dataset.Dataset], plots: bool = True):
     from stockrnn import plotting, training
     from stockrnn.backend import use
 
@@ -137,8 +139,9 @@ def _train(cfg: Config, datasets: dict[str, dataset.Dataset]):
     except BaseException as exc:
         grun.update_meta(status="incomplete", error=f"{type(exc).__name__}: {exc}")
         raise
-    plotting.loss_plot(training.read_history(grun.history), grun.plots / "loss.png",
-                       f"global {cfg.model.type} on {len(datasets)} tickers")
+    if plots:
+        plotting.loss_plot(training.read_history(grun.history), grun.plots / "loss.png",
+                           f"global {cfg.model.type} on {len(datasets)} tickers")
     grun.update_meta(status="complete", finished=runs.now(),
                      wall_seconds=round(time.perf_counter() - started, 3), **facts)
     runs.set_latest(grun)
@@ -150,8 +153,10 @@ def _train(cfg: Config, datasets: dict[str, dataset.Dataset]):
 def _member(grun: runs.RunDir, tcfg: Config, ds: dataset.Dataset, facts: dict,
             model) -> runs.RunDir:
     """The ticker's complete run directory inside the global run (evaluate, predict and compare
-    work on it as on any run)."""
-    from stockrnn import evaluation
+    work on it as on any run). Its model.keras is a copy of the global model's, which ``model``
+    is: this process's later loads of the copy (its forecast) use ``model`` as it is, not a new
+    model whose prediction step would be compiled again for every ticker."""
+    from stockrnn import evaluation, training
 
     member = runs.RunDir(grun.path / MEMBERS / tickers.run_part(tcfg.data.ticker))
     member.path.mkdir(parents=True, exist_ok=True)
@@ -160,6 +165,7 @@ def _member(grun: runs.RunDir, tcfg: Config, ds: dataset.Dataset, facts: dict,
     atomic.write_json(member.scaler, ds.transform.to_dict())
     atomic.write_with(member.model, lambda tmp: shutil.copyfile(grun.model, tmp),
                       suffix=".keras")
+    training.remember(member.model, model)
     evaluation.write_intervals(member, model, ds)
     meta = grun.meta()
     member.update_meta(format=runs.RUN_FORMAT, status="complete", created=meta["created"],

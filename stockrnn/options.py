@@ -28,9 +28,16 @@ class RunOptions:
     executor: Executor = "local"     # multi-ticker: local processes or Ray tasks
     ray_address: str | None = None   # multi-ticker with Ray: the cluster (None: a local Ray)
     allow_failures: int = 0          # multi-ticker: exit 0 when at most this many failed
+    plots: bool | None = None        # draw the PNG plots (None: a single run does, a batch not)
 
     def replace(self, **changes) -> RunOptions:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def draw_plots(self) -> bool:
+        """Whether a run draws its plots: unless ``plots`` is False. A batch settles None to
+        False for its tickers (``batch.run_batch``): plots only on request there."""
+        return self.plots is not False
 
 
 DEFAULT = RunOptions()

@@ -235,8 +235,9 @@ def start_run(run: runs.RunDir, cfg: Config, ds: dataset.Dataset, **meta) -> Non
 
 
 def fit_run(run: runs.RunDir, cfg: Config, ds: dataset.Dataset, opts: RunOptions = DEFAULT):
-    """Train the run's model on ``ds``, then write its interval quantiles and loss plot and
-    mark it complete (incomplete, with the error, when training fails)."""
+    """Train the run's model on ``ds``, then write its interval quantiles and (unless
+    ``opts.plots`` is False) its loss plot, and mark it complete (incomplete, with the error,
+    when training fails)."""
     from stockrnn import evaluation, plotting, training
 
     log.info("training %s on %s: %d train / %d val / %d test windows -> %s",
@@ -253,8 +254,9 @@ def fit_run(run: runs.RunDir, cfg: Config, ds: dataset.Dataset, opts: RunOptions
         run.update_meta(status="incomplete", error=f"{type(exc).__name__}: {exc}")
         raise
     evaluation.write_intervals(run, training.load_model(run.model), ds)
-    plotting.loss_plot(training.read_history(run.history), run.plots / "loss.png",
-                       f"{cfg.model.type} on {cfg.data.ticker}")
+    if opts.draw_plots:
+        plotting.loss_plot(training.read_history(run.history), run.plots / "loss.png",
+                           f"{cfg.model.type} on {cfg.data.ticker}")
     run.update_meta(status="complete", finished=runs.now(),
                     wall_seconds=round(time.perf_counter() - started, 3), **facts)
 
@@ -278,10 +280,12 @@ def _resumable(cfg: Config) -> runs.RunDir | None:
 
 
 def evaluate(run_ref: str, split: str = "test", runs_dir=None,
-             prepared: dataset.Dataset | None = None) -> tuple[runs.RunDir, dict]:
-    """Score a run on a split against the baselines; writes metrics_<split>.json and plots.
-    The windows are rebuilt from the run's own saved prices, unless ``prepared`` (the dataset
-    the run was just trained on, with the run's transform) is given."""
+             prepared: dataset.Dataset | None = None,
+             plots: bool = True) -> tuple[runs.RunDir, dict]:
+    """Score a run on a split against the baselines; writes metrics_<split>.json and (with
+    ``plots``) its plots. The windows are rebuilt from the run's own saved prices, unless
+    ``prepared`` (the dataset the run was just trained on, with the run's transform) is
+    given."""
     from stockrnn import evaluation, forecasting
 
     run = runs.resolve(run_ref, runs_dir)
@@ -291,24 +295,26 @@ def evaluate(run_ref: str, split: str = "test", runs_dir=None,
         ds = prepared  # the very rows and windows the run was trained on
     else:
         ds = forecasting.run_dataset(run, cfg, transform)
-    return run, evaluation.evaluate(run, model, ds, split, quantiles)
+    return run, evaluation.evaluate(run, model, ds, split, quantiles, plots=plots)
 
 
 def predict(run_ref: str, steps: int | None = None, as_of: dt.date | None = None,
-            allow_stale: bool = False, runs_dir=None):
-    """Forecast from a run; also writes ``forecast.csv`` and ``plots/forecast.png`` into it
-    (``forecast_asof_DATE.csv``/``.png`` for a forecast ``as_of`` a past date, so a check on
-    the past never replaces the run's current forecast)."""
+            allow_stale: bool = False, runs_dir=None, plots: bool = True):
+    """Forecast from a run; also writes ``forecast.csv`` and (with ``plots``)
+    ``plots/forecast.png`` into it (``forecast_asof_DATE.csv``/``.png`` for a forecast
+    ``as_of`` a past date, so a check on the past never replaces the run's current
+    forecast)."""
     from stockrnn import forecasting, plotting
 
     run = runs.resolve(run_ref, runs_dir)
     fc = forecasting.forecast(run, steps, as_of, allow_stale)
     name = "forecast" if as_of is None else f"forecast_asof_{as_of:%Y-%m-%d}"
     atomic.write_text(run.path / f"{name}.csv", render.forecast(fc, "csv"))
-    meta = run.meta()
-    plotting.forecast_plot(fc.history, fc.table, run.plots / f"{name}.png",
-                           f"{meta.get('model_type', '')} forecast for {meta.get('ticker', '')} "
-                           f"from {fc.as_of.date()}")
+    if plots:
+        meta = run.meta()
+        plotting.forecast_plot(fc.history, fc.table, run.plots / f"{name}.png",
+                               f"{meta.get('model_type', '')} forecast for "
+                               f"{meta.get('ticker', '')} from {fc.as_of.date()}")
     return run, fc
 
 
@@ -318,7 +324,8 @@ def predict(run_ref: str, steps: int | None = None, as_of: dt.date | None = None
 def run_all(cfg: Config, opts: RunOptions = DEFAULT,
             on_stage: Callable[[Stage], None] = lambda stage: None, *,
             track: bool = True) -> RunSummary:
-    """fetch -> prepare -> train -> evaluate (test) -> predict under the run name's lock, then
+    """fetch -> prepare -> train -> evaluate (test) -> predict under the run name's lock (the
+    plots unless ``opts.plots`` is False), then
     prune old runs (``opts.keep``, never when the ``opts.max_mase`` gate will fail), then log
     the run to MLflow when the config's tracking asks for it (unless ``track`` is False).
 
@@ -356,13 +363,15 @@ def run_all(cfg: Config, opts: RunOptions = DEFAULT,
                   f"{runs.best_line(meta)} ({meta['train_seconds']:.1f}s)")
 
             t = time.perf_counter()
-            _, result = evaluate(run_dir, "test", prepared=prep.dataset)
+            _, result = evaluate(run_dir, "test", prepared=prep.dataset,
+                                 plots=opts.draw_plots)
             m, p = result["model"], result["baselines"]["persistence"]
             stage("evaluate", t, f"test MASE {m['mase']:.4f} (MAE {m['mae']:.4f} vs persistence "
                   f"{p['mae']:.4f}), direction {render.percent(m['directional_accuracy'])}")
 
             t = time.perf_counter()
-            _, fc = predict(run_dir, opts.steps, None, allow_stale=True)
+            _, fc = predict(run_dir, opts.steps, None, allow_stale=True,
+                            plots=opts.draw_plots)
             first = fc.table.iloc[0]
             stage("predict", t, f"{fc.table.index[0].date()} {first['forecast']:.4f} "
                   f"[80%: {first['lower_80']:.4f}..{first['upper_80']:.4f}] ({len(fc.table)} "

@@ -1,6 +1,7 @@
 """Multi-ticker configs through `stockrnn run`: one ordinary run per ticker, a batch summary
 (JSON and CSV, config order), failing tickers and --allow-failures, --jobs 2 giving the serial
-results, compare over a batch directory; one-ticker commands refuse a batch config."""
+results, plots only with --plots, compare over a batch directory; one-ticker commands refuse a
+batch config."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ TINY = {"window.look_back": 10, "model.units": [4], "train.epochs": 2, "train.ba
 @pytest.fixture(scope="module")
 def batches(tmp_path_factory):
     """The same three-ticker batch (BAD1 fails: no such synthetic series) run serially with
-    --allow-failures 1, and with --jobs 2 without it."""
+    --allow-failures 1 (no plots: a batch's default), and with --jobs 2 --plots without it."""
     base = tmp_path_factory.mktemp("multi")
     with in_folder(base):
         args = sets(**TINY, **{"data.tickers": ["RW1", "BAD1", "AR2"]})
         serial = invoke("run", *args, "--allow-failures", "1")
-        parallel = invoke("run", *args, "--jobs", "2", "--json", code=1)
+        parallel = invoke("run", *args, "--jobs", "2", "--plots", "--json", code=1)
     return base, serial, parallel
 
 
@@ -85,6 +86,21 @@ def test_jobs_2_gives_the_serial_results(batches):
         assert two[t]["run_dir"] != one[t]["run_dir"]
         assert two[t]["mase"] == pytest.approx(one[t]["mase"], abs=1e-6)
         assert two[t]["test_mae"] == pytest.approx(one[t]["test_mae"], abs=1e-6)
+
+
+PLOTS = ("loss.png", "predictions_test.png", "residuals_test.png", "forecast.png")
+
+
+def test_plots_only_on_request(batches):
+    """A batch draws no plots unless --plots; the metrics are the same either way (above)."""
+    base, serial, parallel = batches
+    one = {r["ticker"]: r for r in summary_of(base, serial)["tickers"]}
+    two = {r["ticker"]: r for r in json.loads(parallel.stdout)["tickers"]}
+    for t in ("RW1", "AR2"):
+        plain, plotted = base / one[t]["run_dir"], base / two[t]["run_dir"]
+        assert (plain / "forecast.csv").is_file() and (plain / "metrics_test.json").is_file()
+        assert not list(plain.glob("plots/*.png"))
+        assert sorted(p.name for p in plotted.glob("plots/*.png")) == sorted(PLOTS)
 
 
 def test_compare_accepts_a_batch_dir(batches, monkeypatch):

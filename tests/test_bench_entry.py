@@ -4,7 +4,8 @@ section. Structure only: no timing is asserted (timings depend on the machine).
 The benchmark's ``main`` runs in this process. Its light worker (prepare) runs in its own
 process as the benchmark starts it; the TensorFlow workers (speed, quality) run the same worker
 functions here, where TensorFlow is loaded already (a worker process costs a TensorFlow import,
-about 8 s of CPU each, and the figures are not what these tests check)."""
+about 8 s of CPU each, and the figures are not what these tests check). The many-tickers
+section runs its real `stockrnn run` processes, kept small (2 tickers, one epoch)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ import pytest
 from helpers import saved_logging
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("commands", "prepare", "speed", "quality")
+SECTIONS = ("commands", "prepare", "speed", "quality", "many")
 HEADINGS = ("# stockrnn benchmarks (tiny mode)", "## Machine",
             "## Speed: stockrnn vs the lectures' recipe", "## Command line",
-            "## prepare: dataset.build", "## Forecast quality", "## Targets")
+            "## prepare: dataset.build", "## Forecast quality", "## Many tickers at scale",
+            "## Targets")
 
 pytestmark = pytest.mark.slow
 
@@ -120,6 +122,21 @@ def test_prepare_and_quality_figures(bench):
     assert row["dataset"] == "random_walk" and row["status"] in ("PASS", "MISS")
     assert row["mase"] > 0
     assert res["commands"]["help"]["median_seconds"] > 0
+
+
+def test_many_tickers_batch_equals_its_single_run_and_has_the_global_model(bench):
+    """--tiny: 2 synthetic tickers for one epoch with --jobs 2 (real `stockrnn run` processes),
+    one of them alone, and the global model on both."""
+    many = report(bench)["many"]
+    (batch,) = many["batches"]
+    assert batch["rc"] == 0 and batch["figures"]["ok"] == 2 == batch["n"]
+    assert batch["tree_peak_rss_mib"] >= batch["max_rss_mib"] > 0 and batch["cpu_seconds"] > 0
+    (alone,) = many["single"]
+    assert alone["ticker"] == "RW1" and alone["abs_diff"] <= 1e-6
+    assert many["global"]["figures"]["ok"] == 2 and many["global"]["global_train_seconds"] > 0
+    statuses = {c["name"]: c["status"] for c in many["checks"]}
+    assert statuses["many: 2 tickers, tensorflow, --jobs 2: tickers ok"] == "PASS"
+    assert [s for n, s in statuses.items() if "equals the batch's" in n] == ["PASS"]
 
 
 def test_missing_jax_is_reported_not_fatal(monkeypatch):

@@ -29,12 +29,13 @@ SAMPLE_LAST = dt.date(2013, 3, 1)
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """A folder with two `run`s of the smoke config: one plain, one gated with --max-mase 0.01."""
+    """A folder with two `run`s of the smoke config: one plain, one gated with --max-mase 0.01
+    and --no-plots."""
     base = tmp_path_factory.mktemp("runcli")
     with in_folder(base):
         plain = invoke("run", "-c", SMOKE)
         gated = invoke("run", "-c", SMOKE, "--max-mase", "0.01", "--set", "paths.run_name=gated",
-                       code=3)
+                       "--no-plots", code=3)
     return base, plain, gated
 
 
@@ -92,6 +93,17 @@ def test_max_mase_exits_3_after_writing_everything(workdir):
     assert "quality gate failed" in gated.stderr
     assert (run / "forecast.csv").is_file()
     assert (base / "runs" / "gated" / "latest").read_text().strip() == run.name
+
+
+def test_no_plots_draws_none_and_scores_the_same(workdir):
+    """--no-plots: a one-ticker run without plots/ PNGs, its metrics those of the plain run
+    (the same config and seed; only the run name differs)."""
+    base, plain, gated = workdir
+    run = base / gated.stdout.strip().splitlines()[-1]
+    assert not list(run.glob("plots/*.png"))
+    same = json.loads((run_dir(base, plain) / "metrics_test.json").read_text())
+    got = json.loads((run / "metrics_test.json").read_text())
+    assert got["model"] == same["model"] and got["baselines"] == same["baselines"]
 
 
 # --------------------------------------------------------------------------- --keep

@@ -22,9 +22,18 @@ TINY = {"window.look_back": 10, "model.units": [4], "train.epochs": 2, "train.ba
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
+    """The global batch, counting the models it loads back from files."""
+    from stockrnn.backend import use
+
+    keras = use()
+    loaded = []
     base = tmp_path_factory.mktemp("global")
-    with in_folder(base):
+    with in_folder(base), pytest.MonkeyPatch.context() as mp:
+        real = keras.models.load_model
+        mp.setattr(keras.models, "load_model",
+                   lambda path, *a, **k: loaded.append(path) or real(path, *a, **k))
         out = json.loads(invoke("run", *sets(**TINY), "--json").stdout)
+    out["loaded_models"] = loaded
     return base, out
 
 
@@ -45,6 +54,16 @@ def test_one_row_per_ticker_with_finite_mase(batch):
         assert m["model"]["mase"] == r["mase"]  # scored on its own test split ...
         assert m["baselines"]["persistence"]["mae"] == r["persistence_mae"]  # ... own baseline
         assert (member / "forecast.csv").is_file()
+        assert not list(member.glob("plots/*.png"))  # a batch draws plots only with --plots
+    assert not list(grun.glob("plots/*.png"))
+
+
+def test_tickers_are_scored_and_forecast_with_the_model_in_memory(batch):
+    """Every ticker's evaluation and forecast use the trained global model as it is (its run's
+    model.keras is a copy of it): no model is loaded back from a file, so the prediction step
+    is compiled once, not once per ticker."""
+    _, out = batch
+    assert out["loaded_models"] == []
 
 
 def test_scalers_are_per_ticker(batch):

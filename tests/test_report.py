@@ -235,7 +235,7 @@ def test_batch_report_has_a_leaderboard_linking_a_section_per_ticker(batch_pages
     summary, batch_dir = batch_pages["summary"], batch_pages["dir"]
     assert last_line(batch_pages["result"]) == str(batch_dir)  # run still prints its dir last
     text, page = parse(batch_pages["page"])
-    check_self_contained(text, page, n_images=8)  # 4 per ticker
+    check_self_contained(text, page, n_images=8)  # 4 per ticker: --report draws the plots
     assert {"batch", "leaderboard"} <= set(page.ids)
     for row in summary["tickers"]:
         t = row["ticker"]

@@ -294,3 +294,34 @@ def test_a_reused_compiled_model_trains_like_a_new_one(folders):
     reloaded = training.load_model(folders / "a" / "model.keras")
     assert reloaded is not compiled  # the reused model no longer stands for run a's file
     np.testing.assert_array_equal(training.predict(reloaded, ds.splits["val"].x), first_pred)
+
+
+def test_predict_calls_have_one_shape_and_give_the_same_bits_as_bigger_calls(monkeypatch):
+    """``predict`` pads up to 4096 windows into calls of 256 rows (one traced shape, from a
+    forecast's one window to a validation split), more into calls of 4096; a window's output
+    is the same bits whatever the call size, so 512-row calls (the size before) give the same
+    numbers."""
+    from stockrnn.backend import seed_everything
+    from stockrnn.models.registry import build_model
+
+    cfg = load_config(SMOKE, ["model.units=[4]"])
+    seed_everything(1)
+    model = build_model(cfg.model, (cfg.window.look_back, 1), 1)
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype("float32")
+                       for w in model.get_weights()])
+    shapes = []
+    real = model.predict_on_batch
+    monkeypatch.setattr(model, "predict_on_batch",
+                        lambda part: shapes.append(part.shape[0]) or real(part))
+    for n in (1, 225, 700):
+        x = rng.normal(size=(n, cfg.window.look_back, 1)).astype("float32")
+        shapes.clear()
+        got = training.predict(model, x)
+        assert got.shape == (n, 1) and set(shapes) == {training.SMALL} == {256}
+        monkeypatch.setattr(training, "SMALL", 512)
+        np.testing.assert_array_equal(training.predict(model, x), got)
+        monkeypatch.setattr(training, "SMALL", 256)
+    x = rng.normal(size=(4097, cfg.window.look_back, 1)).astype("float32")
+    shapes.clear()
+    assert training.predict(model, x).shape == (4097, 1) and shapes == [4096, 4096]
