@@ -18,7 +18,8 @@ A model and the folds it serves are one job; jobs run like a batch's tickers (``
     runs/<run_name>/backtest-<UTC timestamp>/
         config.yaml  summary.json  folds.csv  predictions.csv
         plots/fold_mase.png  plots/cumulative_error.png  plots/equity.png
-        folds/<k>/        the model trained for fold k: an ordinary run directory
+        folds/<k>/        the model trained for fold k: an ordinary run directory (its own
+                          plots/ only with ``--plots``: the backtest's plots cover the folds)
     (a multi-ticker config: tickers/<TICKER>/ holds these per ticker; summary.json all)
 """
 
@@ -179,7 +180,8 @@ def run_job(job: Job, opts: RunOptions) -> list[dict]:
         fc = evaluation.forecasts(model, fds, "test", quantiles)
         if f is m:  # the fold run's own metrics_test.json, for evaluate and compare
             evaluation.write_scores(run, "test", fc,
-                                    evaluation.member_forecasts(model, fds, "test"))
+                                    evaluation.member_forecasts(model, fds, "test"),
+                                    plots=opts.draw_plots)
         out.append({"fold": f.index, "run_dir": str(run.path),
                     "train_rows": m.test_start - m.start, "forecasts": fc, **jobs.where()})
     meta = run.meta()
@@ -386,10 +388,12 @@ def backtest_ticker(cfg: Config, out: Path, opts: RunOptions) -> dict:
 def backtest(cfg: Config, opts: RunOptions = DEFAULT) -> dict:
     """Backtest the config (every ticker of a multi-ticker config) into a new
     ``runs/<run_name>/backtest-<UTC timestamp>/``; returns the summary (also summary.json).
+    The fold runs draw their own plots only when ``opts.plots`` is True.
     Logs it to MLflow when the config's tracking asks for it (a parent, a child per fold)."""
     from stockrnn import tracking
 
     tracking.require(cfg)
+    opts = opts.replace(plots=bool(opts.plots))  # the fold runs' plots: only on request
     with locking.hold(runs.lock_path(cfg.runs_dir, cfg.run_name), opts.wait):
         out = runs.stamped_dir(cfg.runs_dir / cfg.run_name, "backtest-")
         if not cfg.is_batch:

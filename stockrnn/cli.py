@@ -461,12 +461,15 @@ def run_batch(cfg, opts, as_json: bool, write_report: bool = False) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--max-mase", type=float, default=None,
               help="Exit 3 when the pooled MASE is above this (after writing everything).")
+@click.option("--plots", is_flag=True,
+              help="Also draw each fold run's own plots (loss, predictions, residuals) into "
+                   "folds/<k>/plots/ [default: only the backtest's plots].")
 @wait_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @mlflow_option
 @click.pass_context
 def backtest(ctx, config_path, overrides, folds, refit, train_window, threshold, short, cost_bps,
-             jobs, executor, ray_address, as_json, max_mase, wait, quiet, mlflow_uri):
+             jobs, executor, ray_address, as_json, max_mase, plots, wait, quiet, mlflow_uri):
     """Walk-forward evaluation: train on the rows before each of N consecutive test folds,
     forecast every point of the fold from real past data, and pool the results against the
     persistence, drift and moving-average baselines (and AutoARIMA and AutoETS with the stats
@@ -485,7 +488,8 @@ def backtest(ctx, config_path, overrides, folds, refit, train_window, threshold,
     if quiet or ctx.obj.get("quiet"):
         logging.getLogger("stockrnn").setLevel(logging.WARNING)
     summary = bt.backtest(cfg, RunOptions(jobs=jobs, executor=executor, ray_address=ray_address,
-                                          wait=wait, max_mase=max_mase, progress="none"))
+                                          wait=wait, max_mase=max_mase, plots=plots,
+                                          progress="none"))
     if as_json:
         click.echo(render.to_json(summary), nl=False)
     else:

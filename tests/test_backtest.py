@@ -159,6 +159,8 @@ def test_each_folds_model_is_an_ordinary_run(ran, monkeypatch):
     monkeypatch.chdir(base)
     fold = s["folds"][2]  # trained its own model (fold 1 reuses fold 0's)
     assert s["folds"][1]["run_dir"] == s["folds"][0]["run_dir"] != fold["run_dir"]
+    # the fold runs draw no plots of their own without --plots (the backtest's cover them)
+    assert not [p for f in s["folds"] for p in Path(f["run_dir"], "plots").glob("*.png")]
     result = invoke("evaluate", "--run", fold["run_dir"], "--json", code=None)
     assert result.exit_code == 0, result.output
     res = json.loads(result.stdout)
@@ -170,17 +172,22 @@ def test_each_folds_model_is_an_ordinary_run(ran, monkeypatch):
     assert sorted(r["run"] for r in board) == sorted({f["run_dir"] for f in s["folds"]})
 
 
-def test_jobs_2_gives_the_serial_numbers(ran):
+def test_jobs_2_gives_the_serial_numbers_and_plots_change_nothing(ran):
+    """--jobs 2 (with --plots: each fold run draws its own plots too) gives the numbers of
+    the serial backtest without plots."""
     base, serial = ran
     args = ["backtest", *sets([*TINY, "data.ticker=RW1", f"paths.data_dir={base / 'data'}",
                                f"paths.runs_dir={base / 'runs'}"]), "--folds", "3",
-            "--refit", "every:2", "--json", "--jobs", "2"]
+            "--refit", "every:2", "--json", "--jobs", "2", "--plots"]
     result = invoke(*args, code=None)
     assert result.exit_code == 0, result.output
     parallel = json.loads(result.stdout)
     assert parallel["pooled"] == serial["pooled"]
     assert parallel["trading"] == serial["trading"]
     assert [f["model"] for f in parallel["folds"]] == [f["model"] for f in serial["folds"]]
+    for f in parallel["folds"]:
+        assert {p.name for p in Path(f["run_dir"], "plots").glob("*.png")} == {
+            "loss.png", "predictions_test.png", "residuals_test.png"}
 
 
 def test_a_multi_ticker_config_backtests_every_ticker(work):
