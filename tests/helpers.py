@@ -297,11 +297,9 @@ def error_line(result) -> str:
 # done. `python -m stockrnn` and the installed script themselves are run as written by the
 # documented-examples tests and test_cli_fetch.py.
 
-# with what evaluate imports on first use: statsforecast (about 2 s: statsmodels) and pyplot
 FORK_PRELOAD = ("helpers", "tensorflow", "keras", "stockrnn.cli", "stockrnn.backend",
                 "stockrnn.stages", "stockrnn.training", "stockrnn.evaluation",
-                "stockrnn.forecasting", "stockrnn.plotting", "statsforecast.models",
-                "statsforecast.ets", "matplotlib.pyplot")
+                "stockrnn.forecasting", "stockrnn.plotting")
 _FORKSERVER = None
 
 
