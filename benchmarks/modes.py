@@ -57,8 +57,7 @@ TINY = Mode("tiny", speed_families=("conv1d",), speed_backends=("tensorflow",), 
             quality_seeds=(42,), quality_jobs=1,
             quality_overrides=("train.epochs=3", "train.early_stopping.patience=3"),
             synthetic_rows=600, covariates=False, multi=False, backtest=False,
-            ray_cluster=False, many=(("tensorflow", 2),), many_single=1,
-            many_overrides=("train.epochs=1",))
+            ray_cluster=False, many=(), many_single=1, many_overrides=("train.epochs=1",))
 QUICK = Mode("quick", speed_repeats=2)
 FULL = Mode("full", speed_epochs=30, speed_repeats=3, help_runs=10, smoke_runs=3,
             prepare_rows=((10_000, 10), (100_000, 5), (1_000_000, 3)),

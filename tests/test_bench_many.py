@@ -1,8 +1,9 @@
 """The benchmark's many-tickers-at-scale section (issue 17): its tickers, the per-ticker figures
 and the extrapolation to 500 tickers, the targets (500 tickers in 600 s, 8 GiB for the
 tree, every ticker ok, a batch equal to single runs), skipped when a mode lists no batch,
-rendered with the global model beside the per-ticker models. Nothing is trained here (the
---tiny run of tests/test_bench_entry.py runs it for real)."""
+rendered with the global model beside the per-ticker models. Nothing is trained here: the
+section starts real batches of hundreds of tickers, so --tiny leaves it out, and `make bench`
+(`python -m benchmarks --quick --only many`) runs it for real."""
 
 from __future__ import annotations
 
