@@ -292,6 +292,12 @@ class EarlyStoppingConfig(Section):
     min_delta: float = Field(0.0, ge=0, description="Smallest val_loss decrease that counts as an improvement.")
 
 
+class ReduceLRConfig(Section):
+    patience: int = Field(0, ge=0, description="Epochs without val_loss improvement before the learning rate is multiplied by factor (Keras ReduceLROnPlateau); 0: off, a constant learning rate.")
+    factor: float = Field(0.5, gt=0, lt=1, description="What the learning rate is multiplied by after each plateau.")
+    min_lr: float = Field(1e-5, ge=0, description="The learning rate never goes below this.")
+
+
 class TrainConfig(Section):
     epochs: int = Field(100, gt=0, description="Maximum epochs (early stopping usually ends training sooner).")
     batch_size: int = Field(32, gt=0, description="Windows per training batch.")
@@ -299,6 +305,7 @@ class TrainConfig(Section):
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = Field("adam", description="Keras optimizer.")
     loss: Literal["mae", "mse", "huber"] = Field("mae", description="Training loss on the scaled targets.")
     early_stopping: EarlyStoppingConfig = Field(EarlyStoppingConfig(), description="EarlyStopping on val_loss (the best epoch's weights are kept).")
+    reduce_lr: ReduceLRConfig = Field(ReduceLRConfig(), description="Lower the learning rate when val_loss stops improving (off unless reduce_lr.patience > 0).")
     seed: int = Field(42, ge=0, description="Seeds Python, NumPy and Keras (TensorFlow op determinism on): the same config twice gives the same history.")
     backend: Literal["tensorflow", "jax"] | None = Field(None, description="Keras backend, tensorflow or jax (default: $KERAS_BACKEND, else tensorflow); picked before Keras is imported.")
     steps_per_execution: int = Field(64, gt=0, description="Batches per compiled call, on TensorFlow and on JAX (speed only; the results are the same). A training of fewer than 256 steps in all (epochs x batches per epoch) runs one batch per call, which is traced faster.")

@@ -350,6 +350,11 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
                                       min_delta=train_cfg.early_stopping.min_delta),
         keeper,
     ]
+    if train_cfg.reduce_lr.patience:  # after the val_loss is computed, before the keeper (which
+        # logs the rate in history.csv and saves it with the optimizer in the backup)
+        callbacks.insert(2, keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=train_cfg.reduce_lr.factor,
+            patience=train_cfg.reduce_lr.patience, min_lr=train_cfg.reduce_lr.min_lr))
     if progress == "lines":
         callbacks.append(epoch_logger(train_cfg.epochs))
     if train_cfg.tensorboard:  # <run dir>/tensorboard/

@@ -186,6 +186,20 @@ def ar1_returns(n: int, phi: float, seed: int, sigma: float = 0.01) -> np.ndarra
     return r
 
 
+def threshold_ar_returns(n: int, seed: int, phi_pos: float = 0.7, phi_neg: float = -0.3,
+                         intercept: float = -0.0063, sigma: float = 0.015,
+                         burn_in: int = 200) -> np.ndarray:
+    """Threshold-AR log returns r_t = c + phi(r_{t-1}) * r_{t-1} + eps_t, with phi = phi_pos
+    after a rise and phi_neg after a fall (n - 1 of them, after ``burn_in`` draws): the
+    persistence of a return depends on its sign, which a linear model (AutoARIMA) can only
+    average. The defaults are benchmarks/synthetic.py's (c keeps the mean return about 0)."""
+    eps = np.random.default_rng(seed).normal(0.0, sigma, n - 1 + burn_in)
+    r = np.zeros_like(eps)
+    for t in range(1, len(eps)):
+        r[t] = intercept + (phi_pos if r[t - 1] > 0 else phi_neg) * r[t - 1] + eps[t]
+    return r[burn_in:]
+
+
 def prices_from_returns(r: np.ndarray, start: float = 100.0) -> np.ndarray:
     return start * np.exp(np.concatenate([[0.0], np.cumsum(r)]))
 

@@ -1,9 +1,13 @@
-"""Honesty: every model family LEARNS a real signal (AR(1) log returns) about as well as the
-oracle that knows the process, no model beats persistence on a pure random walk (look-ahead
-would show up as MASE well under 1), training that never beats the untrained model keeps it,
-scalers are fitted on the training rows only, and the conformal intervals cover what they claim.
+"""Honesty: every model family, with its SHIPPED config (configs/<family>.yaml), LEARNS a real
+signal as well as the oracle that knows the process: AR(1) log returns within 2% of the
+oracle's MASE (on par with AutoARIMA), and threshold-AR log returns, whose persistence depends
+on the sign of the last return, ahead of AutoARIMA (a linear model can only fit the average
+slope) and within 3% of the oracle. No model beats persistence on a pure random walk
+(look-ahead would show up as MASE well under 1), training that never beats the untrained model
+keeps it, scalers are fitted on the training rows only, and the conformal intervals cover what
+they claim.
 
-Why the AR(1) test matters: the output layer starts at zero, so an untrained model IS the
+Why the oracle tests matter: the output layer starts at zero, so an untrained model IS the
 persistence forecast (MASE 1.0). A test that only checks "MASE is about 1" passes even when
 training silently does nothing; these fail unless each family gets close to the oracle."""
 
@@ -13,7 +17,9 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from helpers import (
+    CONFIGS,
     ar1_returns,
     evaluate_json,
     meta,
@@ -21,25 +27,65 @@ from helpers import (
     random_walk,
     series,
     split_anchors,
+    threshold_ar_returns,
     train_csv,
 )
 
-FAMILIES = {
-    "lstm": {"model.units": [8]},
-    "gru": {"model.units": [8]},
-    "simple_rnn": {"model.units": [8]},
-    "conv1d": {"model.filters": 8, "model.kernel_size": 3},
-}
+FAMILIES = ("simple_rnn", "lstm", "gru", "conv1d")
+# the settings of the walk and divergence runs below (smoke.yaml, smaller networks)
+SMALL = {"lstm": {"model.units": [8]}}
 
-# AR(1) log returns with a strong signal: the oracle P_t * exp(phi * r_t) has MASE about 0.8.
-# Measured (series seeds 1-5, training seeds 42 and 7): every family's test MASE is within
-# 0.97-1.03 of the oracle's with these settings.
-PHI, AR_ROWS, AR_SEED, AR_LOOK_BACK = 0.6, 1500, 3, 5
-AR_TRAIN = {"window.look_back": AR_LOOK_BACK, "train.epochs": 10, "train.learning_rate": 0.01}
+# The series, as in `make bench` (benchmarks/synthetic.py): innovations N(0, 1.5%), AR(1) with
+# phi 0.5 (oracle MASE about 0.87), threshold AR with phi 0.7 after a rise and -0.3 after a
+# fall. Measured with the shipped configs on series seeds 1-10 (docs/pipeline.md#configs):
+# model / oracle MASE 0.992-1.018 on AR(1) for every family; 0.992-1.025 on threshold AR for
+# LSTM, GRU and Conv1D and up to 1.035 (one seed of ten) for SimpleRNN, every family ahead of
+# AutoARIMA on every seed. The seeds here are two of those ten; their ratios sit inside the
+# tolerances with room for the last-bit differences of another CPU or thread count.
+SIGMA, PHI, ROWS, AR_SEED, TAR_SEED = 0.015, 0.5, 2000, 2, 4
+TAR_PHI = (0.7, -0.3, -0.0063)   # after a rise, after a fall, intercept
+AR_TOLERANCE, TAR_TOLERANCE = 0.02, 0.03
 
 
 def settings(family: str, **extra) -> dict:
-    return {"model.type": family, **FAMILIES[family], **extra}
+    return {"model.type": family, **SMALL.get(family, {}), **extra}
+
+
+def shipped(family: str, **extra) -> dict:
+    """Train with configs/<family>.yaml as shipped (only the data and run paths differ)."""
+    return {"config": CONFIGS / f"{family}.yaml", "run_name": family, **extra}
+
+
+def look_back(run) -> int:
+    return yaml.safe_load((run / "config.yaml").read_text())["window"]["look_back"]
+
+
+def oracle_mase(run, oracle) -> float:
+    """MASE of ``oracle(r_t)`` (the true conditional mean log return from the last return r_t)
+    on exactly the run's test points."""
+    p = series(run).to_numpy(dtype=float)
+    a = split_anchors(len(p), look_back(run))["test"]
+    actual, last = p[a + 1], p[a]
+    forecast = last * np.exp(oracle(np.log(p[a] / p[a - 1])))
+    return float(np.mean(np.abs(actual - forecast)) / np.mean(np.abs(actual - last)))
+
+
+def ar1_oracle(r):
+    return PHI * r
+
+
+def tar_oracle(r):
+    pos, neg, c = TAR_PHI
+    return c + np.where(r > 0, pos, neg) * r
+
+
+def report(kind: str, family: str, run, m: dict, oracle: float) -> None:
+    facts, model = meta(run), m["model"]["mase"]
+    arima = m["baselines"].get("auto_arima", {}).get("mase", float("nan"))
+    print(f"{kind}, {family}: test MASE {model:.4f}, oracle {oracle:.4f} (ratio "
+          f"{model / oracle:.4f}), AutoARIMA {arima:.4f} (ratio {model / arima:.4f}), best "
+          f"epoch {facts['best_epoch']} of {facts['epochs_run']}, direction "
+          f"{m['model']['directional_accuracy']:.3f}")
 
 
 # --------------------------------------------------------------------------- AR(1): they learn
@@ -47,44 +93,61 @@ def settings(family: str, **extra) -> dict:
 
 @pytest.fixture(scope="module")
 def ar_prices():
-    return prices_from_returns(ar1_returns(AR_ROWS, PHI, seed=AR_SEED, sigma=0.01))
+    return prices_from_returns(ar1_returns(ROWS, PHI, seed=AR_SEED, sigma=SIGMA))
 
 
-@pytest.fixture(scope="module", params=list(FAMILIES))
+@pytest.fixture(scope="module", params=FAMILIES)
 def ar_run(request, ar_prices, tmp_path_factory):
     family = request.param
-    run = train_csv(tmp_path_factory.mktemp(f"ar1-{family}"), ar_prices, run_name=family,
-                    **settings(family, **AR_TRAIN))
+    run = train_csv(tmp_path_factory.mktemp(f"ar1-{family}"), ar_prices, **shipped(family))
     return family, run, evaluate_json(run)
 
 
-def oracle_mase(run, phi: float, look_back: int) -> float:
-    """MASE of the true conditional mean P_t * exp(phi * r_t) on exactly the run's test points."""
-    p = series(run).to_numpy(dtype=float)
-    a = split_anchors(len(p), look_back)["test"]
-    actual, last = p[a + 1], p[a]
-    r_t = np.log(p[a] / p[a - 1])
-    oracle = last * np.exp(phi * r_t)
-    return float(np.mean(np.abs(actual - oracle)) / np.mean(np.abs(actual - last)))
-
-
-def test_every_family_learns_ar1_about_as_well_as_the_oracle(ar_run):
+def test_every_family_learns_ar1_as_well_as_the_oracle(ar_run):
     family, run, m = ar_run
     facts = meta(run)
-    model, oracle = m["model"]["mase"], oracle_mase(run, PHI, AR_LOOK_BACK)
-    print(f"AR(1) phi={PHI}, {family}: test MASE {model:.4f}, oracle {oracle:.4f}, ratio "
-          f"{model / oracle:.4f}, best epoch {facts['best_epoch']}, direction "
-          f"{m['model']['directional_accuracy']:.3f}")
-    assert m["n"] == len(split_anchors(AR_ROWS, AR_LOOK_BACK)["test"])  # the oracle's points
-    assert oracle < 0.9  # the signal is real: about sqrt(1 - phi^2) = 0.8 in theory
+    model, oracle = m["model"]["mase"], oracle_mase(run, ar1_oracle)
+    report(f"AR(1) phi={PHI}", family, run, m, oracle)
+    assert m["n"] == len(split_anchors(ROWS, look_back(run))["test"])  # the oracle's points
+    assert oracle < 0.9  # the signal is real: about sqrt(1 - phi^2) = 0.87 in theory
     # training did something: an epoch beat the untrained model (persistence) on validation
     assert facts["best_epoch"] >= 1 and facts["best_val_loss"] < facts["start_val_loss"]
-    # and what it learned is the signal: within a few percent of the truth, from either side
-    # (much better than the truth is impossible without look-ahead)
-    assert oracle * 0.95 <= model <= oracle * 1.05, f"{family}: MASE {model:.4f}, oracle {oracle:.4f}"
+    # and what it learned is the signal: within 2% of the truth, from either side (much
+    # better than the truth is impossible without look-ahead)
+    assert abs(model / oracle - 1) <= AR_TOLERANCE, f"{family}: MASE {model:.4f}, oracle {oracle:.4f}"
     # a real signal shows in the direction too, significantly
     assert m["model"]["directional_accuracy"] > 0.6
     assert m["model"]["direction_p_value"] < 0.01
+
+
+# --------------------------------------------------------------------------- threshold AR
+
+
+@pytest.fixture(scope="module")
+def tar_prices():
+    pos, neg, c = TAR_PHI
+    return prices_from_returns(threshold_ar_returns(ROWS, TAR_SEED, pos, neg, c, sigma=SIGMA))
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def tar_run(request, tar_prices, tmp_path_factory):
+    family = request.param
+    run = train_csv(tmp_path_factory.mktemp(f"tar-{family}"), tar_prices, **shipped(family))
+    return family, run, evaluate_json(run)
+
+
+def test_every_family_beats_autoarima_on_a_threshold_ar_series(tar_run):
+    """The return's persistence depends on its sign: a linear model can only fit the average
+    slope, the networks can fit both, and come close to the oracle that knows them."""
+    pytest.importorskip("statsforecast")
+    family, run, m = tar_run
+    model, oracle = m["model"]["mase"], oracle_mase(run, tar_oracle)
+    arima = m["baselines"]["auto_arima"]["mase"]
+    report("threshold AR", family, run, m, oracle)
+    assert meta(run)["best_epoch"] >= 1
+    assert model < arima, f"{family}: MASE {model:.4f}, AutoARIMA {arima:.4f}"
+    assert model <= oracle * (1 + TAR_TOLERANCE), f"{family}: MASE {model:.4f}, oracle {oracle:.4f}"
+    assert model >= oracle * 0.98  # no look-ahead
 
 
 def test_scalers_are_fitted_on_the_training_rows_only(ar_run):

@@ -196,6 +196,32 @@ def test_resumed_run_keeps_the_best_epoch_from_before_the_interrupt(interrupted,
     assert val_loss_of_the_model(run) == pytest.approx(meta["best_val_loss"], rel=1e-4)
 
 
+def test_reduce_lr_halves_the_rate_after_a_plateau_and_resume_keeps_the_lowered_rate(
+        folders, monkeypatch):
+    """train.reduce_lr: after ``patience`` epochs without a better val_loss the learning rate
+    is multiplied by ``factor``; history.csv logs the rate each epoch ran at, and a run resumed
+    from its backup continues at the lowered rate (the rate is an optimizer variable, which the
+    backup holds), not at train.learning_rate again."""
+    # at a learning rate of 1e-8 val_loss moves by far less than ReduceLROnPlateau's min_delta
+    # (1e-4): every epoch after the first is a plateau (min_lr 0: the rate may go below 1e-5)
+    opts = ("train.learning_rate=1e-8", "train.reduce_lr.patience=1",
+            "train.reduce_lr.factor=0.5", "train.reduce_lr.min_lr=0", *FOUR)
+    with monkeypatch.context() as m:
+        m.setattr(training, "epoch_logger", interrupt_at(2, KeyboardInterrupt))
+        assert train(*opts).exit_code == 130
+    run = run_path(train(*opts, resume=True))
+    h = history(run)
+    assert h["epoch"].tolist() == [0, 1, 2, 3]
+    rates, val = h["learning_rate"].tolist(), h["val_loss"].tolist()
+    assert rates[:2] == pytest.approx([1e-8, 1e-8]) and abs(val[1] - val[0]) < 1e-4
+    # halved after epoch 1, before the interrupt; kept by the resume
+    assert rates[2] == pytest.approx(0.5e-8)
+    # like EarlyStopping's, the plateau count starts over when a run resumes
+    assert rates[3] == pytest.approx(0.5e-8)
+    # off by default: a constant rate, no column
+    assert "learning_rate" not in history(run_path(train("train.epochs=1"))).columns
+
+
 def test_failure_while_saving_an_epoch_loses_no_history(folders, monkeypatch):
     """A run that dies while its epoch-end files are written (here: the best-model checkpoint
     cannot be saved; a SIGKILL in that moment is the same) must resume without a hole in
