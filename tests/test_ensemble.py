@@ -219,3 +219,21 @@ def test_cli_validate_shows_the_key(tmp_path):
     result = invoke("config", "validate", bad, code=2)
     assert f"{bad}: model.members.1.unitz: unknown member key (did you mean units?)" \
         in result.stderr, explain(result)
+
+
+def test_the_shipped_ensemble_config_runs_end_to_end(tmp_path, sample_data):
+    """configs/ensemble.yaml as shipped (its three members and their settings), through the
+    whole `stockrnn run`, on the short sample for two epochs per member."""
+    from helpers import CONFIGS
+
+    out = json.loads(invoke("run", "-c", CONFIGS / "ensemble.yaml", "--json", "--set", SHORT,
+                            "--set", "train.epochs=2", "--set",
+                            f"paths.data_dir={sample_data}", "--set",
+                            f"paths.runs_dir={tmp_path / 'runs'}").stdout)
+    assert out["status"] == "ok"
+    assert [s["name"] for s in out["stages"]] == ["fetch", "prepare", "train", "evaluate",
+                                                 "predict"]
+    m = meta(Path(out["run_dir"]))
+    assert [(x["type"], x["seed"]) for x in m["members"]] == [("lstm", 42), ("gru", 42),
+                                                              ("conv1d", 42)]
+    assert out["metrics"]["model"]["mase"] > 0 and len(out["forecast"]["rows"]) == 1
