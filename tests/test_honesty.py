@@ -96,11 +96,15 @@ def ar_prices():
     return prices_from_returns(ar1_returns(ROWS, PHI, seed=AR_SEED, sigma=SIGMA))
 
 
+def shipped_run(series: str, family: str, prices, tmp_path_factory):
+    """``family``'s shipped config trained on ``prices`` and evaluated: (family, run, metrics)."""
+    run = train_csv(tmp_path_factory.mktemp(f"{series}-{family}"), prices, **shipped(family))
+    return family, run, evaluate_json(run)
+
+
 @pytest.fixture(scope="module", params=FAMILIES)
 def ar_run(request, ar_prices, tmp_path_factory):
-    family = request.param
-    run = train_csv(tmp_path_factory.mktemp(f"ar1-{family}"), ar_prices, **shipped(family))
-    return family, run, evaluate_json(run)
+    return shipped_run("ar1", request.param, ar_prices, tmp_path_factory)
 
 
 def test_every_family_learns_ar1_as_well_as_the_oracle(ar_run):
@@ -131,9 +135,7 @@ def tar_prices():
 
 @pytest.fixture(scope="module", params=FAMILIES)
 def tar_run(request, tar_prices, tmp_path_factory):
-    family = request.param
-    run = train_csv(tmp_path_factory.mktemp(f"tar-{family}"), tar_prices, **shipped(family))
-    return family, run, evaluate_json(run)
+    return shipped_run("tar", request.param, tar_prices, tmp_path_factory)
 
 
 def test_every_family_beats_autoarima_on_a_threshold_ar_series(tar_run):
