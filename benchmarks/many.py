@@ -162,7 +162,17 @@ def measure(mode) -> dict:
         out["global"] = g
     print(f"  [many] checks: {', '.join(c['status'] for c in out['checks'])}", file=sys.stderr,
           flush=True)
+    for r in [*out["batches"], *([out["global"]] if "global" in out else [])]:
+        compact(r)
     return out
+
+
+def compact(r: dict) -> dict:
+    """A batch's record as kept in benchmarks.json: its figures, and of its rows only the
+    failed tickers' errors (500 rows of MASE and seconds would make the report's JSON large)."""
+    rows = r.pop("tickers", None) or {}
+    r["failed"] = {t: row["error"] for t, row in rows.items() if row["status"] != "ok"}
+    return r
 
 
 # --------------------------------------------------------------------------- rendering

@@ -122,6 +122,15 @@ def test_measure_runs_the_batches_single_runs_and_the_global_model(bench, monkey
     assert "| jax | 6 |" in md and "| tensorflow | 2 |" in md
     assert "| global | 80.0 | 40.0 |" in md
     assert "lower test MASE on 5 of 6 tickers" in md
+    # the JSON keeps the figures and the failed tickers' errors, not a row per ticker
+    assert all("tickers" not in r and r["failed"] == {} for r in [*res["batches"], res["global"]])
+
+
+def test_compact_keeps_the_failed_tickers_errors(bench):
+    many, _, _ = bench
+    r = fake_batch("jax", 3, 9.0)
+    r["tickers"]["AR2"].update(status="failed", mase=None, error="ValueError: x")
+    assert many.compact(r)["failed"] == {"AR2": "ValueError: x"} and "tickers" not in r
 
 
 def test_rendered_in_the_report(bench):
