@@ -299,15 +299,28 @@ def fit_history(cfg, ds, run: Path) -> list[list[float]]:
     return history(run)[["loss", "val_loss"]].to_numpy().tolist()
 
 
-def test_a_reused_compiled_model_trains_like_a_new_one(folders):
-    """The next training of the same shape in a process reuses the compiled model (no new
-    trace), with a new model's initial weights, dropout seeds and optimizer state: the same
+def test_a_reused_compiled_model_trains_like_a_new_one(folders, monkeypatch):
+    """A new model's training step is traced once. The next training of the same shape in a
+    process reuses the compiled model (no new trace), with a new model's initial weights, dropout seeds and optimizer state: the same
     history and weights as a new model. The earlier run's model file is then loaded from disk,
     not served by the reused model."""
     cfg = load_config(SMOKE, ["model.units=[4]", "model.dropout=0.1", "train.epochs=2", SHORT])
     ds = dataset.build(stages.load_frame(cfg), cfg)  # the sample store (STOCKRNN_DATA_DIR)
     training._COMPILED.clear()
+    traced = []
+    new_model = training.compiled_model
+
+    def counting(*args):  # counts the traces of the new model's training step
+        model = new_model(*args)
+        step = model.train_step
+        model.train_step = lambda data: traced.append(1) or step(data)
+        return model
+
+    monkeypatch.setattr(training, "compiled_model", counting)
     first = fit_history(cfg, ds, folders / "a")
+    # traced once: with its optimizer built only inside the step, TensorFlow traced it twice
+    assert len(traced) == 1
+    monkeypatch.undo()
     [compiled] = training._COMPILED.values()
     first_pred = training.predict(training.load_model(folders / "a" / "model.keras"),
                                   ds.splits["val"].x)
