@@ -486,3 +486,45 @@ def run_zoo(root: Path, first: Path | None = None) -> dict[str, Path]:
          "running": fake_run(root, "smoke", "20200105T000000Z", "running")}
     runs.set_latest(runs.RunDir(z["c"]))
     return z
+
+
+# ---- exported models (stockrnn export): load one and forecast, as its consumer would
+
+def savedmodel_fn(path: Path):
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return lambda x: serve(prices=tf.constant(x, tf.float32))["forecast"].numpy()
+
+
+def onnx_fn(path: Path):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(["forecast"], {"prices": x.astype("float32")})[0]
+
+
+def keras_fn(path: Path):
+    import keras
+
+    model = keras.models.load_model(path / "model.keras")  # no custom_objects: built-ins only
+    return lambda x: np.asarray(model(x.astype("float32"))["forecast"])
+
+
+EXPORT_LOADERS = {"savedmodel": savedmodel_fn, "onnx": onnx_fn, "keras": keras_fn}
+
+
+def forecasts_on_the_test_split(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(the raw price windows of a run's test-split samples, what its model forecasts for them
+    in prices), rebuilt from the run's own saved prices: what an export of it must give."""
+    from stockrnn import forecasting
+    from stockrnn.runs import RunDir
+    from stockrnn.training import predict
+
+    rd = RunDir(run)
+    cfg, transform, model, _ = forecasting.load_run(rd)
+    ds = forecasting.run_dataset(rd, cfg, transform)
+    test, look_back = ds.splits["test"], cfg.window.look_back
+    closes = ds.frame[cfg.data.target].to_numpy()
+    raw = np.stack([closes[a - look_back:a + 1] for a in test.anchors])[..., None]
+    return raw, transform.invert(predict(model, test.x), ds.last_prices("test"))

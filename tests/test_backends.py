@@ -23,8 +23,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-from helpers import CONFIGS, SMOKE, invoke
+from helpers import CONFIGS, EXPORT_LOADERS, SMOKE, forecasts_on_the_test_split, invoke
+
+from stockrnn.config import load_config
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                                 reason="jax not installed (pip install 'stockrnn[jax]')")
@@ -69,6 +72,12 @@ out["backup"] = json.loads((run / "backup" / "training_metadata.json").read_text
 training.epoch_logger = logger
 call("resumed", *resume, "--resume")
 call("predict", "predict", "--run", str(run), "--format", "json")
+# Keras on JAX exports keras (as is) and savedmodel (jax2tf); the test loads both in TensorFlow
+for fmt in ("keras", "savedmodel"):
+    call(f"export_{fmt}", "export", "--run", str(run), "--format", fmt, "--output",
+         str(pathlib.Path.cwd() / "exported" / fmt))
+from stockrnn.data.store import Store
+out["latest"] = Store(os.environ["STOCKRNN_DATA_DIR"]).read("GOOG", "1d")["Close"].tolist()[-11:]
 
 # steps_per_execution batches in one compiled loop (default), the same on a reused compiled
 # model, and Keras' own step per batch (steps_per_execution 1): the same histories
@@ -164,6 +173,27 @@ def test_jax_steps_in_one_loop_and_a_reused_model_give_keras_own_numbers(jax):
     assert loops["looped"] == loops["per_batch"]
     assert loops["reused"] == loops["per_batch"]
     assert len(loops["looped"]) == 2
+
+
+def test_a_jax_run_exports_models_that_tensorflow_loads_with_the_same_forecasts(jax):
+    """``export`` in a JAX process writes keras (as is) and savedmodel (jax2tf); both load here,
+    in TensorFlow, and forecast what ``predict`` gave on JAX for the latest bars and what the
+    run's model gives on every test-split window. (onnx on JAX would need jax2onnx:
+    tests/test_export.py checks that it says how.)"""
+    [run] = [p for p in (jax["runs"] / "smoke").iterdir() if p.is_dir()]
+    on_jax = json.loads(jax["predict"]["stdout"])
+    latest = np.asarray(jax["latest"]).reshape(1, -1, 1)
+    assert latest.shape[1] == load_config(SMOKE).window.look_back + 1
+    raw, from_model = forecasts_on_the_test_split(run)
+    for fmt in ("keras", "savedmodel"):
+        assert jax[f"export_{fmt}"]["code"] == 0, jax[f"export_{fmt}"]["stderr"]
+        path = jax["runs"].parent / "exported" / fmt
+        sig = json.loads((path / "signature.json").read_text())
+        assert sig["export"]["backend"] == "jax" and sig["format"] == fmt
+        forecast = EXPORT_LOADERS[fmt](path)
+        np.testing.assert_allclose(forecast(latest)[0], [r["forecast"] for r in
+                                                          on_jax["forecast"]], rtol=1e-4)
+        np.testing.assert_allclose(forecast(raw), from_model, rtol=1e-4)
 
 
 def test_interrupted_jax_training_backs_up_and_resumes_on_jax(jax):

@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import explain, invoke, last_line, meta, set_args, train_run
+from helpers import (
+    EXPORT_LOADERS,
+    explain,
+    forecasts_on_the_test_split,
+    invoke,
+    last_line,
+    meta,
+    savedmodel_fn,
+    set_args,
+    train_run,
+)
 
 from stockrnn.errors import ConfigError
 
@@ -58,55 +65,26 @@ def exports(run, tmp_path_factory) -> dict[str, Path]:
 def windows(run):
     """(raw windows of the latest stored bars and of every test-split sample, what predict
     and the model forecast for them)."""
-    from stockrnn import forecasting
+    from stockrnn.config import load_config
     from stockrnn.data.store import Store
-    from stockrnn.features.transforms import Transform
     from stockrnn.runs import RunDir
-    from stockrnn.training import predict
 
-    rd = RunDir(run)
-    cfg, transform, model, _ = forecasting.load_run(rd)
-    ds = forecasting.run_dataset(rd, cfg, transform)
-    assert isinstance(transform, Transform) and transform.kind == "log_return"
+    cfg = load_config(RunDir(run).config)
+    assert cfg.scaling.target_transform == "log_return"
     stored = Store(cfg.data_dir).read("AR1", "1d")["Close"].to_numpy()
     latest = stored[-(LOOK_BACK + 1):].reshape(1, LOOK_BACK + 1, 1)
     fc = json.loads(invoke("predict", "--run", run, "--format", "json").stdout)
     from_predict = np.array([[row["forecast"] for row in fc["forecast"]]])
-    test = ds.splits["test"]
-    closes = ds.frame["Close"].to_numpy()
-    raw = np.stack([closes[a - LOOK_BACK:a + 1] for a in test.anchors])[..., None]
-    from_model = transform.invert(predict(model, test.x), ds.last_prices("test"))
+    raw, from_model = forecasts_on_the_test_split(run)
     return latest, from_predict, raw, from_model
 
 
-def savedmodel_fn(path: Path):
-    import tensorflow as tf
-
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
-    return lambda x: serve(prices=tf.constant(x, tf.float32))["forecast"].numpy()
-
-
-def onnx_fn(path: Path):
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path / "model.onnx"), providers=["CPUExecutionProvider"])
-    return lambda x: session.run(["forecast"], {"prices": x.astype("float32")})[0]
-
-
-def keras_fn(path: Path):
-    import keras
-
-    model = keras.models.load_model(path / "model.keras")  # no custom_objects: built-ins only
-    return lambda x: np.asarray(model(x.astype("float32"))["forecast"])
-
-
-LOADERS = {"savedmodel": savedmodel_fn, "onnx": onnx_fn, "keras": keras_fn}
 
 
 @pytest.mark.parametrize("fmt", ["savedmodel", pytest.param("onnx", marks=needs_onnx), "keras"])
 def test_exported_model_equals_predict_and_the_model_on_the_test_split(fmt, exports, windows):
     latest, from_predict, raw, from_model = windows
-    forecast = LOADERS[fmt](exports[fmt])
+    forecast = EXPORT_LOADERS[fmt](exports[fmt])
     np.testing.assert_allclose(forecast(latest), from_predict, rtol=RTOL)
     got = forecast(raw)
     assert got.shape == (len(raw), HORIZON) and got.dtype == np.float32
@@ -270,32 +248,3 @@ def test_onnx_on_a_jax_process_says_how(run):
 
     with pytest.raises(ConfigError, match="fresh process"):
         export.check_converter("onnx", "jax")
-
-
-JAX_EXPORT = """
-import sys
-from stockrnn.backend import use
-use("jax")
-from stockrnn import export
-for fmt in ("keras", "savedmodel"):
-    done = export.export(sys.argv[1], fmt, f"{sys.argv[2]}/{fmt}")
-    assert done.verified and done.signature["export"]["backend"] == "jax"
-"""
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("STOCKRNN_TEST_JAX_EXPORT") != "1",
-                    reason="about 20 s (a JAX process): set STOCKRNN_TEST_JAX_EXPORT=1")
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed")
-def test_export_from_a_jax_process(run, windows, tmp_path):
-    """Keras on JAX exports keras (as is) and savedmodel (jax2tf); both load in TensorFlow and
-    give the same forecasts. (onnx on JAX would need jax2onnx: see test above.)"""
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    proc = subprocess.run([sys.executable, "-c", JAX_EXPORT, str(run), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    latest, from_predict, raw, from_model = windows
-    for fmt in ("keras", "savedmodel"):
-        forecast = LOADERS[fmt](tmp_path / fmt)
-        np.testing.assert_allclose(forecast(latest), from_predict, rtol=RTOL)
-        np.testing.assert_allclose(forecast(raw), from_model, rtol=RTOL)

@@ -541,8 +541,6 @@ def test_sigkill_while_model_is_replaced(base, tmp_path):
     check_world(base, before)
 
 
-@pytest.mark.skipif(ITERATIONS < 2, reason="second model-save kill point: "
-                    "STOCKRNN_FAULT_ITERATIONS=2 or more")
 def test_sigkill_while_keras_writes_the_model(base, tmp_path):
     """Killed while Keras is writing model.keras' temp file (half written)."""
     before = store_files(base)

@@ -2,7 +2,8 @@
 
 A head and a worker node (``ray start``, one CPU each, their own temp folders and ports: the
 ``LocalCluster`` of benchmarks/ray_cluster.py) are started once for the module and stopped at
-its end, killing exactly their processes. This process connects to the cluster once, as a
+its end, killing exactly their processes. First, though, a batch runs on a local Ray instance
+(``--executor ray`` without ``--ray-address``), which this process starts and shuts down. This process connects to the cluster once, as a
 driver, with the code the CLI uses (``jobs.connect``); the CLI then runs on that connection, so
 each node's Ray worker imports TensorFlow once for the whole module. The tiny batch and
 backtest must give the serial results, with jobs on both nodes; then the worker node is killed
@@ -10,15 +11,12 @@ in the middle of a batch. The runs travel through shared storage: both nodes see
 folder, as every node of a real cluster must see ``paths.runs_dir`` (docs/scale.md).
 
 Needs the ray extra (``make test`` installs it). The checks of the options (no Ray installed,
-wrong combinations), of the shared-folder check and of the CPUs a task asks for start nothing.
-The local Ray instance (``--executor ray`` without ``--ray-address``) is opt-in:
-``STOCKRNN_TEST_RAY=1`` (it starts a Ray of its own and imports TensorFlow in its workers)."""
+wrong combinations), of the shared-folder check and of the CPUs a task asks for start nothing."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import socket
 import sys
 import threading
@@ -40,7 +38,6 @@ BACKTEST = [*sets(**ONE, **{"data.ticker": "AR2"}), "--folds", "2"]
 TOLERANCE = 1e-6
 # a lost node must fail its ticker within this (Ray marks its task failed in seconds)
 LOST_NODE_TIMEOUT = 120
-RAY_OPT_IN = os.environ.get("STOCKRNN_TEST_RAY") == "1"
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="the ray extra is not installed "
                                                     "(pip install -e '.[ray]'; make test does)")
@@ -105,17 +102,28 @@ def test_a_task_asks_for_no_more_cpus_than_the_largest_node_has():
         jobs.task_cpus(FakeRay(nodes=[node(0)]), 1)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not (RAY_OPT_IN and HAVE_RAY),
-                    reason="opt-in: STOCKRNN_TEST_RAY=1 and the ray extra installed")
-def test_local_ray_instance_batch_equals_serial():
-    serial = json.loads(invoke("run", *sets(**TINY), "--json").stdout)
-    on_ray = json.loads(invoke("run", *sets(**TINY), "--executor", "ray", "--jobs", "2",
-                               "--json").stdout)
-    assert on_ray["status"] == "ok" and on_ray["executor"] == "ray" and on_ray["failed"] == []
-    one = {r["ticker"]: r for r in serial["tickers"]}
-    for r in on_ray["tickers"]:
-        assert r["mase"] == pytest.approx(one[r["ticker"]]["mase"], abs=TOLERANCE)
+@needs_ray
+def test_local_ray_instance_batch_equals_serial(serial, monkeypatch, tmp_path):
+    """``--executor ray`` without ``--ray-address`` starts a Ray of its own here (``jobs``
+    CPUs), runs the batch on it and shuts it down. Runs before the module's tests connect this
+    process to the two-node cluster (a connected process would reuse that connection).
+
+    A new local Ray turns token authentication on for its process (RAY_AUTH_MODE=token in the
+    environment and in Ray's cached config, a token in ~/.ray) unless RAY_AUTH_MODE says
+    otherwise; that would outlive this test and be passed on to the cluster's nodes, so it is
+    off here, and the home is a temporary one."""
+    import ray
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert not ray.is_initialized()
+    out = json.loads(invoke("run", *sets(**TINY), "--executor", "ray", "--jobs", "2",
+                            "--json").stdout)
+    assert out["status"] == "ok" and out["executor"] == "ray" and out["failed"] == []
+    assert out["ray_address"] is None and not ray.is_initialized()  # shut down after
+    for r in out["tickers"]:
+        assert r["node"] and r["mase"] == pytest.approx(serial["batch"][r["ticker"]]["mase"],
+                                                        abs=TOLERANCE)
 
 
 # --------------------------------------------------------------------------- two nodes
