@@ -1,6 +1,6 @@
 """``python -m benchmarks.rusage REPORT.json CMD...``: run CMD, write its wall time, exit code,
-CPU time (user + system of CMD and every descendant it waited for: a ``--jobs`` worker's too,
-not a Ray worker's) and peak resident memory: of its largest single process (this wrapper's
+CPU time (user + system of CMD and every descendant: a ``--jobs`` worker's and its fork
+server's too, through ``subreaper``; not a Ray worker's) and peak resident memory: of its largest single process (this wrapper's
 RUSAGE_CHILDREN, i.e. CMD and its own children, each counted alone) and of its whole process
 tree at once (the sum of the RSS of CMD and every descendant, sampled every ``INTERVAL``
 seconds, so a short peak between two samples can be missed)."""
@@ -49,8 +49,35 @@ def tree_rss_kib(root: int) -> int:
     return total
 
 
+def subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux's
+    PR_SET_CHILD_SUBREAPER), so that a descendant its own parent never waits for (the fork
+    server of ``--jobs`` workers, which outlives the command by a moment) is waited for, and
+    its CPU time counted, here. False where that is not available."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def reap(deadline_s: float = 30.0) -> None:
+    """Wait for every remaining descendant (orphans handed to this subreaper), for at most
+    ``deadline_s`` seconds."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.05)
+
+
 def main(argv: list[str]) -> int:
     report, cmd = argv[0], argv[1:]
+    reaper = subreaper()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd)
     peak, done = [0], threading.Event()
@@ -68,6 +95,8 @@ def main(argv: list[str]) -> int:
     done.set()
     if sampler.is_alive():
         sampler.join()
+    if reaper:
+        reap()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak_kib = usage.ru_maxrss  # KiB on Linux
     with open(report, "w") as fh:

@@ -14,17 +14,24 @@ from stockrnn.errors import ConfigError
 BACKENDS = ("tensorflow", "jax")
 
 
-def use(backend: str | None = None):
-    """Set KERAS_BACKEND (config value, else env, else tensorflow) and return the keras module."""
+def resolve(backend: str | None = None) -> str:
+    """The Keras backend to use: the config's value, else KERAS_BACKEND, else tensorflow."""
     backend = backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
     if backend not in BACKENDS:
         raise ConfigError(f"unknown Keras backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    if "keras" in sys.modules:
+    return backend
+
+
+def use(backend: str | None = None):
+    """Set KERAS_BACKEND (``resolve``) and return the keras module."""
+    backend = resolve(backend)
+    if "keras" in sys.modules:  # by an earlier call, or by TensorFlow (stockrnn.preload)
         import keras
 
         if keras.backend.backend() != backend:
             raise ConfigError(f"keras is already loaded with the {keras.backend.backend()} "
                               f"backend in this process; cannot switch to {backend}")
+        _probe_devices()
         return keras
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -37,12 +44,34 @@ def use(backend: str | None = None):
     with _native_stderr_to_log(), _without_jax(backend == "tensorflow"):
         import keras
 
-        # keras loads tensorflow (for tf.data) on both backends when it is installed
-        if importlib.util.find_spec("tensorflow") is not None:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # triggers the CUDA probe (and its log lines) now
+    _probe_devices()
     return keras
+
+
+_probed = False
+
+
+def _probe_devices() -> None:
+    """TensorFlow's device probe (CUDA), once per process and now, its lines to the debug log.
+    (Keras loads TensorFlow, for tf.data, on both backends when it is installed.)"""
+    global _probed
+    if _probed or "tensorflow" not in sys.modules:
+        return
+    _probed = True
+    import tensorflow as tf
+
+    with _native_stderr_to_log():
+        tf.config.list_physical_devices()
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow (when installed) as ``use`` does: its start-up lines to the debug log,
+    without jax. Keras is not imported: its backend is chosen later, by ``use``."""
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _native_stderr_to_log(), _without_jax("jax" not in sys.modules):
+        import tensorflow  # noqa: F401
 
 
 @contextlib.contextmanager

@@ -362,7 +362,7 @@ def backtest_ticker(cfg: Config, out: Path, opts: RunOptions) -> dict:
              "%d model(s), %d job(s)", cfg.data.ticker, len(folds),
              folds[0].test_end - folds[0].test_start, folds[0].test_start, cfg.backtest.refit,
              cfg.backtest.window, len(job_list), job_opts.jobs)
-    done = jobs.run(run_job, job_list, job_opts, shared=(out,))
+    done = jobs.run(run_job, job_list, job_opts, shared=(out,), backend=cfg.backend)
     failed = [r.error for r in done if isinstance(r, jobs.JobFailed)]
     if failed:
         raise StockRNNError(f"{cfg.data.ticker}: a backtest job failed: {failed[0]}")

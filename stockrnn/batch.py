@@ -111,7 +111,7 @@ def run_batch(cfg: Config, opts: RunOptions = DEFAULT,
 
             results = jobs.run(run_ticker, [(raw, t) for t in names], job_opts,
                                lambda i, result: on_ticker(row_of(i, result)),
-                               shared=(batch_dir,))
+                               shared=(batch_dir,), backend=cfg.backend)
             ordered = [row_of(i, r) for i, r in enumerate(results)]
         failed = [r["ticker"] for r in ordered if r["status"] != "ok"]
         summary = {"batch_dir": str(batch_dir), "config": cfg.run_name, "jobs": job_opts.jobs,

@@ -499,7 +499,9 @@ class Config(Section):
 
     @property
     def backend(self) -> str:
-        return self.train.backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
+        from stockrnn.backend import resolve
+
+        return resolve(self.train.backend)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

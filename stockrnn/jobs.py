@@ -1,8 +1,11 @@
 """Independent jobs (a batch's tickers, a backtest's folds): run here one after another, in
-``jobs`` spawned worker processes, or as Ray tasks. Every way calls the same module-level
+``jobs`` worker processes, or as Ray tasks. Every way calls the same module-level
 function with the same options (and so the same seeds), so every way gives the serial results.
 
-A worker process is limited to its share of the CPU threads before Keras is imported in it;
+Worker processes are forked from a fork server that imported TensorFlow and the pipeline once
+(``stockrnn.preload``; spawned where the platform cannot fork), and take this process's
+environment and working folder. A worker process is limited to its share of the CPU threads
+before Keras is imported in it;
 a Ray task asks Ray for that many CPUs (no more than the cluster's largest node has) and takes the
 driver's STOCKRNN_*/Keras environment and working folder. Every job can say where it ran
 (``where``: the host name and, in a Ray task, the Ray node id).
@@ -77,11 +80,12 @@ def plan(opts: RunOptions, n_items: int) -> RunOptions:
 
 def run(fn: Callable[[Any, RunOptions], Any], items: Sequence, opts: RunOptions,
         on_done: Callable[[int, Any], None] = lambda i, result: None,
-        shared: Sequence[str | os.PathLike] = ()) -> list:
+        shared: Sequence[str | os.PathLike] = (), backend: str | None = None) -> list:
     """``fn(item, opts)`` for every item (``opts`` from ``plan``), results in item order. An
     exception raised by ``fn`` here or in a worker process is raised again; a job whose
     process or task died gives ``JobFailed``. ``shared``: folders the jobs write into, which a
-    Ray task checks it can see on its node (a ``JobFailed`` when it cannot)."""
+    Ray task checks it can see on its node (a ``JobFailed`` when it cannot). ``backend``: the
+    jobs' Keras backend (``worker_context``)."""
     results: list = [None] * len(items)
     if opts.executor == "ray":
         folders = tuple(str(Path(p).resolve()) for p in shared)
@@ -91,10 +95,10 @@ def run(fn: Callable[[Any, RunOptions], Any], items: Sequence, opts: RunOptions,
             results[i] = fn(item, opts)
             on_done(i, results[i])
         return results
-    ctx = multiprocessing.get_context("spawn")
     level = logging.getLogger("stockrnn").getEffectiveLevel()
-    with cf.ProcessPoolExecutor(opts.jobs, mp_context=ctx, initializer=init_worker,
-                                initargs=(opts.threads, level)) as pool:
+    with cf.ProcessPoolExecutor(opts.jobs, mp_context=worker_context(backend), initializer=init_worker,
+                                initargs=(opts.threads, level, dict(os.environ),
+                                          os.getcwd())) as pool:
         futures = {pool.submit(fn, item, opts): i for i, item in enumerate(items)}
         for fut in cf.as_completed(futures):
             i = futures[fut]
@@ -114,8 +118,45 @@ def limit_threads(threads: int) -> None:
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
 
 
-def init_worker(threads: int, log_level: int) -> None:
-    """A worker process: its share of the threads, and stockrnn's log lines on stderr."""
+def worker_context(backend: str | None = None):
+    """The multiprocessing context of the worker processes of jobs on Keras ``backend``: for
+    TensorFlow the fork server, which imports ``stockrnn.preload`` when this process starts it
+    (with Keras on TensorFlow: importing TensorFlow imports Keras, whose backend is then fixed;
+    a server already running in this process is used as it is). Spawn for JAX and where the
+    platform has no fork server."""
+    from stockrnn.backend import resolve
+
+    if resolve(backend) != "tensorflow" or \
+            "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["stockrnn.preload"])
+    saved = {k: os.environ.get(k) for k in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        forkserver.ensure_running()  # the server takes this environment
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return ctx
+
+
+def init_worker(threads: int, log_level: int, env: dict[str, str] | None = None,
+                cwd: str | None = None) -> None:
+    """A worker process: the environment and working folder of the process that started the
+    jobs (a forked worker has its fork server's), its share of the threads, and stockrnn's log
+    lines on stderr."""
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    if cwd is not None:
+        os.chdir(cwd)
     limit_threads(threads)
     root = logging.getLogger("stockrnn")
     root.handlers.clear()

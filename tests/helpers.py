@@ -528,3 +528,10 @@ def forecasts_on_the_test_split(run: Path) -> tuple[np.ndarray, np.ndarray]:
     closes = ds.frame[cfg.data.target].to_numpy()
     raw = np.stack([closes[a - look_back:a + 1] for a in test.anchors])[..., None]
     return raw, transform.invert(predict(model, test.x), ds.last_prices("test"))
+
+
+def job_surroundings(item, opts) -> dict:
+    """A job for ``jobs.run`` that reports where it ran: its process, folder and environment."""
+    return {"item": item, "pid": os.getpid(), "cwd": os.getcwd(),
+            "probe": os.environ.get("STOCKRNN_TEST_PROBE"),
+            "threads": os.environ.get("OMP_NUM_THREADS")}

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import MULTI, in_folder, invoke, sets
+from helpers import MULTI, in_folder, invoke, job_surroundings, sets
 
 TINY = {"window.look_back": 10, "model.units": [4], "train.epochs": 2, "train.batch_size": 128,
         "data.source": "synthetic", "paths.run_name": "b"}
@@ -125,3 +125,26 @@ def test_one_ticker_commands_refuse_a_batch_config():
     for cmd in ("train", "prepare"):
         result = invoke(cmd, "-c", MULTI, code=2)
         assert "use `stockrnn run`" in result.stderr
+
+
+def test_workers_take_the_environment_and_folder_of_the_process_that_starts_them(
+        batches, monkeypatch, tmp_path):
+    """TensorFlow jobs run in workers forked from a fork server (which imported TensorFlow
+    once): each takes this process's environment and working folder as it is now, not the
+    server's, and its share of the threads. JAX jobs are spawned (importing TensorFlow would
+    fix Keras' backend before the job chose JAX)."""
+    import os
+
+    from stockrnn import jobs
+    from stockrnn.options import RunOptions
+
+    assert jobs.worker_context("tensorflow").get_start_method() == "forkserver"
+    assert jobs.worker_context("jax").get_start_method() == "spawn"
+    monkeypatch.setenv("STOCKRNN_TEST_PROBE", "now")
+    monkeypatch.chdir(tmp_path)
+    opts = jobs.plan(RunOptions(jobs=2), 3)
+    got = jobs.run(job_surroundings, ["a", "b", "c"], opts, backend="tensorflow")
+    assert [g["item"] for g in got] == ["a", "b", "c"]
+    assert all(g["probe"] == "now" and g["cwd"] == str(tmp_path) for g in got)
+    assert all(g["pid"] != os.getpid() for g in got) and all(g["threads"] == str(opts.threads)
+                                                        for g in got)

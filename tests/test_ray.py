@@ -104,8 +104,8 @@ def test_a_task_asks_for_no_more_cpus_than_the_largest_node_has():
 
 @needs_ray
 def test_local_ray_instance_batch_equals_serial(serial, monkeypatch, tmp_path):
-    """``--executor ray`` without ``--ray-address`` starts a Ray of its own here (``jobs``
-    CPUs), runs the batch on it and shuts it down. Runs before the module's tests connect this
+    """``--executor ray`` without ``--ray-address`` starts a Ray of its own here (``jobs`` x
+    ``threads`` CPUs), runs the batch on it and shuts it down. Runs before the module's tests connect this
     process to the two-node cluster (a connected process would reuse that connection).
 
     A new local Ray turns token authentication on for its process (RAY_AUTH_MODE=token in the
@@ -117,7 +117,8 @@ def test_local_ray_instance_batch_equals_serial(serial, monkeypatch, tmp_path):
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert not ray.is_initialized()
-    out = json.loads(invoke("run", *sets(**TINY), "--executor", "ray", "--jobs", "2",
+    # one job: a Ray of 1 x 2 CPUs and one worker process, which imports TensorFlow once
+    out = json.loads(invoke("run", *sets(**TINY), "--executor", "ray", "--jobs", "1",
                             "--json").stdout)
     assert out["status"] == "ok" and out["executor"] == "ray" and out["failed"] == []
     assert out["ray_address"] is None and not ray.is_initialized()  # shut down after
