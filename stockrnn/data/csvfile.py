@@ -184,11 +184,14 @@ def _day_first(text: pd.Series, path: Path, name: str) -> bool:
 
 
 def _to_datetime(text: pd.Series, dayfirst: bool = False) -> pd.Series | None:
+    # pandas < 3 returns objects instead of raising for mixed offsets, with a FutureWarning
+    # that it will raise: either way such a column is not parsed here (None)
     try:
-        parsed = pd.to_datetime(text, errors="coerce", format="mixed", dayfirst=dayfirst)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            parsed = pd.to_datetime(text, errors="coerce", format="mixed", dayfirst=dayfirst)
     except (ValueError, TypeError):
         return None
-    # pandas < 3 returns objects (with a warning) instead of raising for mixed offsets
     return parsed if pd.api.types.is_datetime64_any_dtype(parsed) else None
 
 
