@@ -17,6 +17,9 @@ the filter's start-up, which dies out geometrically with the MA roots: to 1e-15 
 synthetic series of tests/test_classical.py, about 3e-6 of the price at the first validation
 origin of the GOOG sample, whose fit has an MA root of 0.993.
 
+``prefetch`` starts the forecasts in a forked child process (``forked``) ahead of need, where
+that is safe: ``run`` does so after ``prepare``, before it imports TensorFlow.
+
 statsforecast is the optional extra ``stockrnn[stats]``. Without it, or when a fit or a
 forecast fails on odd data, the baseline is left out with a note (logged, and returned for the
 metrics' ``notes``), never an error.
@@ -25,10 +28,14 @@ metrics' ``notes``), never an error.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
+import sys
 import warnings
 
 import numpy as np
+
+from stockrnn import forked
 
 log = logging.getLogger(__name__)
 NAMES = ("auto_arima", "auto_ets")
@@ -66,21 +73,58 @@ def forecasts(prices: np.ndarray, train_end: int, anchors: np.ndarray, steps: np
     ``prices``: every row's price; the models are fitted on ``log(prices[:train_end])``.
     ``anchors``: the row of each origin; a forecast from ``a`` sees ``prices[:a + 1]`` only.
     ``steps``: the bars ahead of the origin each column forecasts (1 is the next row).
-    ``names``: which of ``NAMES`` to forecast with."""
-    sf = _statsforecast()
-    if sf is None:
-        return {}, [NOT_INSTALLED]
+    ``names``: which of ``NAMES`` to forecast with.
+    When ``prefetch`` started them with the same arguments, the child's forecasts are taken."""
+    prices, anchors, steps = _inputs(prices, anchors, steps)
+    got = forked.result(_key(prices, train_end, anchors, steps, names))
+    out, notes, failed = got if got is not None else \
+        _forecasts(prices, train_end, anchors, steps, names)
+    for note in failed:
+        log.warning("%s", note)
+    return out, notes
+
+
+def prefetch(prices: np.ndarray, train_end: int, anchors: np.ndarray, steps: np.ndarray,
+             names: tuple[str, ...] = NAMES) -> bool:
+    """Start ``forecasts`` of these arguments in a forked child process (``forked``), where
+    statsforecast is installed and not imported yet: its import (1-2 s) and the fits then run
+    beside this process's own work. Whether it started."""
+    if "statsforecast" in sys.modules or importlib.util.find_spec("statsforecast") is None:
+        return False
+    prices, anchors, steps = _inputs(prices, anchors, steps)
+    return len(anchors) > 0 and forked.start(_key(prices, train_end, anchors, steps, names),
+                                              _forecasts, prices, train_end, anchors, steps,
+                                              names)
+
+
+def _inputs(prices, anchors, steps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     anchors = np.asarray(anchors, dtype=int)
     steps = np.asarray(steps, dtype=int)
+    upto = int(anchors.max()) + 1 if len(anchors) else 0
+    return np.asarray(prices, dtype="float64")[:upto], anchors, steps  # nothing later
+
+
+def _key(prices, train_end, anchors, steps, names) -> str:
+    h = hashlib.sha256(f"{train_end}|{','.join(names)}".encode())
+    for a in (prices, anchors, steps):
+        h.update(np.ascontiguousarray(a).tobytes() + b"|")
+    return h.hexdigest()
+
+
+def _forecasts(prices, train_end, anchors, steps, names):
+    """``forecasts``' work on its checked inputs: (forecasts, notes, the notes to log as
+    warnings)."""
+    sf = _statsforecast()
+    if sf is None:
+        return {}, [NOT_INSTALLED], []
     if len(anchors) == 0:
-        return {}, []
-    prices = np.asarray(prices, dtype="float64")[: int(anchors.max()) + 1]  # nothing later
-    out, notes = {}, []
+        return {}, [], []
+    out, notes, failed = {}, [], []
     if not (np.all(np.isfinite(prices)) and np.all(prices > 0)):
         for name in names:
             notes.append(f"{LABELS[name]} baseline left out: the prices are not all positive "
                          "and finite (it forecasts log prices)")
-        return out, notes
+        return out, notes, failed
     logp = np.log(prices)
     train = logp[:train_end]
     for name in names:
@@ -95,9 +139,9 @@ def forecasts(prices: np.ndarray, train_end: int, anchors: np.ndarray, steps: np
         except Exception as exc:  # statsforecast raises many kinds on odd data
             note = (f"{LABELS[name]} baseline left out: it failed on {train_end} training rows "
                     f"({type(exc).__name__}: {exc})")
-            log.warning("%s", note)
             notes.append(note)
-    return out, notes
+            failed.append(note)
+    return out, notes, failed
 
 
 def fitted(name: str, train_log_prices: np.ndarray):

@@ -40,11 +40,8 @@ def baselines_and_notes(ds: Dataset, split: str) -> tuple[dict[str, np.ndarray],
     """The baselines' (n, horizon) forecasts of a split in price units: ``BASELINES`` always,
     AutoARIMA and AutoETS when statsforecast is installed and they fit; notes on what was left
     out."""
-    prices = ds.target_prices
-    anchors = ds.splits[split].anchors
+    prices, train_end, anchors, steps = _classical_args(ds, split)
     last = prices[anchors]
-    steps = 1 + ds.foresight + np.arange(ds.horizon)           # bars ahead of the anchor
-    train_end = ds.splits["train"].rows[1]
     drift = (prices[train_end - 1] - prices[0]) / max(train_end - 1, 1)
     windows = np.lib.stride_tricks.sliding_window_view(prices, ds.look_back)
     moving = windows[anchors - ds.look_back + 1].mean(axis=1)
@@ -55,6 +52,19 @@ def baselines_and_notes(ds: Dataset, split: str) -> tuple[dict[str, np.ndarray],
     extra, notes = classical.forecasts(prices, train_end, anchors, steps)
     out.update(extra)
     return out, notes
+
+
+def prefetch_baselines(ds: Dataset, split: str) -> bool:
+    """Start the AutoARIMA and AutoETS forecasts of ``split`` in a child process, to be ready
+    when ``baselines_and_notes`` asks for them (``classical.prefetch``)."""
+    return classical.prefetch(*_classical_args(ds, split))
+
+
+def _classical_args(ds: Dataset, split: str):
+    """(every row's price, the training rows' end, the split's anchors, the bars ahead of an
+    anchor each horizon step forecasts)."""
+    return (ds.target_prices, ds.splits["train"].rows[1], ds.splits[split].anchors,
+            1 + ds.foresight + np.arange(ds.horizon))
 
 
 def present(fc: dict) -> list[str]:

@@ -347,6 +347,11 @@ def run_all(cfg: Config, opts: RunOptions = DEFAULT,
 
             t = time.perf_counter()
             prep = prepare(cfg, opts.wait)
+            from stockrnn import evaluation
+
+            # the test split's AutoARIMA/AutoETS forecasts, in a child process while this one
+            # imports Keras and trains (where a fork is safe: see stockrnn.forked)
+            evaluation.prefetch_baselines(prep.dataset, "test")
             n = {k: len(v) for k, v in prep.dataset.splits.items()}
             stage("prepare", t, f"{n['train']}/{n['val']}/{n['test']} train/val/test windows "
                   f"-> {prep.path}" + (" (up to date)" if prep.reused else ""))

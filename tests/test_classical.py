@@ -305,3 +305,65 @@ def test_pooled_results_keep_only_baselines_every_fold_has_and_test_the_best():
     pred = backtest.predictions_frame(folds, [{"forecasts": f} for f in parts])
     assert list(pred.columns[-5:]) == list(backtest.PREDICTION_BASES)
     assert pred["auto_arima"].notna().sum() == 60 and pred["auto_ets"].notna().all()
+
+
+PREFETCH = """
+import json, os, sys, tempfile
+import numpy as np
+from stockrnn import classical, forked
+
+def is_open(fd):
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+out = {}
+prices = 100 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.01, 400)))
+anchors, steps = np.arange(300, 399), np.array([1, 2])
+out["started"] = classical.prefetch(prices, 280, anchors, steps)
+[(pid, _)] = forked._pending.values()
+fc, notes = classical.forecasts(prices, 280, anchors, steps)  # the child's
+out["imported_here"] = "statsforecast" in sys.modules
+try:
+    os.waitpid(pid, os.WNOHANG)
+    out["reaped"] = False
+except ChildProcessError:
+    out["reaped"] = True
+own, own_notes = classical.forecasts(prices, 280, anchors, steps)  # this process's own
+out["equal"] = sorted(fc) == sorted(own) == ["auto_arima", "auto_ets"] and all(
+    np.array_equal(fc[k], own[k]) for k in own) and notes == own_notes == []
+out["again"] = classical.prefetch(prices, 280, anchors, steps)  # imported now: no child
+with tempfile.TemporaryFile() as fh:
+    out["fd_started"] = forked.start("fd", is_open, fh.fileno())
+    out["fd_open_in_child"] = forked.result("fd")
+forked.start("fails", divmod, 1, 0)
+out["failed"] = forked.result("fails")
+forked.start("works", divmod, 7, 2)
+out["works"] = forked.result("works")
+forked.start("never asked", divmod, 7, 2)
+sys.modules["tensorflow"] = None
+out["with_tensorflow"] = forked.start("tf", divmod, 7, 2)
+print(json.dumps(out))
+"""
+
+
+def test_prefetch_forecasts_in_a_child_process_give_the_same_numbers(tmp_path):
+    """``run`` starts the test split's AutoARIMA/AutoETS forecasts in a forked child before
+    it imports TensorFlow: the parent takes the child's forecasts (equal to its own, to the
+    bit) without importing statsforecast, and reaps the child. The child holds none of the
+    parent's files; a failed child gives None (the caller then does the work); nothing is
+    forked once TensorFlow is loaded (in a fresh Python: this one has imported it)."""
+    import json
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", PREFETCH], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["started"] and not out["imported_here"] and out["reaped"] and out["equal"]
+    assert out["again"] is False
+    assert out["fd_started"] and out["fd_open_in_child"] is False
+    assert out["failed"] is None and out["works"] == [3, 1]
+    assert out["with_tensorflow"] is False
