@@ -25,6 +25,7 @@ from helpers import (
     SHORT,
     SMOKE,
     ar1_returns,
+    fork_server,
     prices_from_returns,
     saved_logging,
     seed_store,
@@ -53,6 +54,14 @@ SLOW_FILES = ("test_backtest.py", "test_covariates.py", "test_training.py", "tes
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(SLOW_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tests_fork_server_first():
+    """The tests' fork server starts (in the background) before a ``--jobs`` pool could start
+    stockrnn's own: both use the process's one fork server, and the tests' preloads more
+    (Keras, the CLI, helpers) for the real processes of test_faults and test_cli_run."""
+    fork_server(wait=False)
 
 
 @pytest.fixture(autouse=True)

@@ -317,10 +317,30 @@ FORK_PRELOAD = ("helpers", "tensorflow", "keras", "stockrnn.cli", "stockrnn.back
 _FORKSERVER = None
 
 
-def fork_server():
+def fork_server(wait: bool = True):
     """The multiprocessing context whose fork server has imported FORK_PRELOAD (started with the
-    TensorFlow backend, whatever the calling test's environment says)."""
+    TensorFlow backend, whatever the calling test's environment says). ``wait=False`` starts
+    the server and returns while it imports (the first child then waits for it).
+
+    A process has one fork server, which ``stockrnn.jobs`` uses too (``--jobs`` workers):
+    conftest starts this one first, so that it has these preloads whichever comes first."""
     global _FORKSERVER
+    if _FORKSERVER is None and not wait:
+        import multiprocessing
+        from multiprocessing import forkserver
+
+        multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORK_PRELOAD))
+        saved = os.environ.get("KERAS_BACKEND")
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            forkserver.ensure_running()
+        finally:
+            if saved is None:
+                del os.environ["KERAS_BACKEND"]
+            else:
+                os.environ["KERAS_BACKEND"] = saved
+        return multiprocessing.get_context("forkserver")
     if _FORKSERVER is None:
         import multiprocessing
         from multiprocessing import forkserver
