@@ -110,12 +110,23 @@ def run(fn: Callable[[Any, RunOptions], Any], items: Sequence, opts: RunOptions,
     return results
 
 
+#: XLA's (JAX's) CPU flags for one compute thread: Eigen single-threaded in the compiled code
+XLA_ONE_THREAD = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
+
+
 def limit_threads(threads: int) -> None:
-    """Cap the math libraries' threads; effective when called before TensorFlow/JAX load."""
+    """Cap the math libraries' threads; effective when called before TensorFlow/JAX load. With
+    one thread, XLA (JAX's CPU backend) too: its flags are added to XLA_FLAGS (a flag already
+    there is kept)."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                 "TF_NUM_INTRAOP_THREADS"):
         os.environ[var] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    if threads == 1:
+        flags = os.environ.get("XLA_FLAGS", "").split()
+        named = {f.lstrip("-").split("=")[0] for f in flags}
+        flags += [f for f in XLA_ONE_THREAD if f.lstrip("-").split("=")[0] not in named]
+        os.environ["XLA_FLAGS"] = " ".join(flags)
 
 
 def worker_context(backend: str | None = None):

@@ -554,4 +554,4 @@ def job_surroundings(item, opts) -> dict:
     """A job for ``jobs.run`` that reports where it ran: its process, folder and environment."""
     return {"item": item, "pid": os.getpid(), "cwd": os.getcwd(),
             "probe": os.environ.get("STOCKRNN_TEST_PROBE"),
-            "threads": os.environ.get("OMP_NUM_THREADS")}
+            "threads": os.environ.get("OMP_NUM_THREADS"), "xla": os.environ.get("XLA_FLAGS")}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,23 @@ def test_workers_take_the_environment_and_folder_of_the_process_that_starts_them
     assert all(g["probe"] == "now" and g["cwd"] == str(tmp_path) for g in got)
     assert all(g["pid"] != os.getpid() for g in got) and all(g["threads"] == str(opts.threads)
                                                         for g in got)
+
+
+def test_one_thread_limits_xla_too_and_keeps_the_users_flags(monkeypatch):
+    """A job of one thread gets XLA's (JAX's) one-thread flags as well; a flag the user set in
+    XLA_FLAGS stays as set, and a flag of its own is not added twice."""
+    from stockrnn import jobs
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x --xla_cpu_multi_thread_eigen=true")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    jobs.limit_threads(1)
+    jobs.limit_threads(1)
+    assert os.environ["XLA_FLAGS"].split() == [
+        "--xla_dump_to=/tmp/x", "--xla_cpu_multi_thread_eigen=true",
+        "intra_op_parallelism_threads=1"]
+    assert os.environ["OMP_NUM_THREADS"] == os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
+    monkeypatch.delenv("XLA_FLAGS")
+    jobs.limit_threads(2)
+    assert "XLA_FLAGS" not in os.environ and os.environ["OMP_NUM_THREADS"] == "2"

@@ -463,8 +463,9 @@ PRINT_JS = """({nav: getComputedStyle(document.querySelector('nav')).display,
         .map(e => e.tagName + '.' + e.className).slice(0, 5)})"""
 
 
-def browse(page: Path, shot: Path) -> dict:
-    """Open ``page`` in headless Chromium as a person would; returns what it saw."""
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium for the module's pages (each opened in a new tab)."""
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"Chromium not found at {CHROMIUM}: the browser test needs Debian's chromium "
                     "(.ci/run installs it: apt-get update && apt-get install -y chromium; or set "
@@ -472,7 +473,18 @@ def browse(page: Path, shot: Path) -> dict:
     profile = Path(tempfile.mkdtemp(prefix="stockrnn-chromium-"))
     browser = Chromium(CHROMIUM, profile)
     try:
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        yield browser
+    finally:
+        browser.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def browse(browser: Chromium, page: Path, shot: Path) -> dict:
+    """Open ``page`` in a new tab of headless Chromium as a person would; returns what it
+    saw (the events of that tab only)."""
+    first_event = len(browser.events)
+    target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+    try:
         sid = browser.send("Target.attachToTarget", {"targetId": target,
                                                      "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
@@ -508,10 +520,9 @@ def browse(page: Path, shot: Path) -> dict:
         print_png = base64.b64decode(browser.send("Page.captureScreenshot", {"format": "png"},
                                                   sid)["data"])
         shot.with_name(shot.stem + "-print.png").write_bytes(print_png)
-        events = browser.events
+        events = [e for e in browser.events[first_event:] if e.get("sessionId") == sid]
     finally:
-        browser.close()
-        shutil.rmtree(profile, ignore_errors=True)
+        browser.send("Target.closeTarget", {"targetId": target})
     seen["errors"] = [e["params"] for e in events if e.get("method") in (
         "Runtime.exceptionThrown",)] + [
         e["params"]["entry"] for e in events if e.get("method") == "Log.entryAdded"
@@ -535,11 +546,11 @@ def not_blank(png: bytes) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("kind", ["run", "batch", "backtest"])
-def test_page_in_a_real_browser(kind, request, tmp_path_factory):
+def test_page_in_a_real_browser(kind, request, tmp_path_factory, chromium):
     pages = request.getfixturevalue(f"{kind}_pages")
     page = pages["page"]
     shots = Path(SHOTS) if SHOTS else tmp_path_factory.mktemp("shots")
-    seen = browse(page, shots / f"report-{kind}.png")
+    seen = browse(chromium, page, shots / f"report-{kind}.png")
 
     assert not seen["errors"], f"console errors: {seen['errors']}"
     assert seen["requests"][0] == seen["url"]
