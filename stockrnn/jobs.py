@@ -129,6 +129,17 @@ def limit_threads(threads: int) -> None:
         os.environ["XLA_FLAGS"] = " ".join(flags)
 
 
+def _limit_loaded_pools(threads: int) -> None:
+    """The BLAS and OpenMP thread pools already loaded (in a forked worker, NumPy's OpenBLAS
+    came from the fork server, before ``limit_threads`` set the environment) limited to
+    ``threads`` too (threadpoolctl, which scikit-learn depends on)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(threads)
+
+
 def worker_context(backend: str | None = None):
     """The multiprocessing context of the worker processes of jobs on Keras ``backend``: for
     TensorFlow the fork server, which imports ``stockrnn.preload`` when this process starts it
@@ -169,6 +180,7 @@ def init_worker(threads: int, log_level: int, env: dict[str, str] | None = None,
     if cwd is not None:
         os.chdir(cwd)
     limit_threads(threads)
+    _limit_loaded_pools(threads)
     root = logging.getLogger("stockrnn")
     root.handlers.clear()
     handler = logging.StreamHandler()
