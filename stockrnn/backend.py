@@ -44,6 +44,9 @@ def use(backend: str | None = None):
     with _native_stderr_to_log(), _without_jax(backend == "tensorflow"):
         import keras
 
+        # on JAX too, when it is installed: Keras imports it to save a model (its serialization
+        # asks for tf.TensorShape), and later its start-up lines would reach the terminal
+        import_tensorflow()
     _probe_devices()
     return keras
 

@@ -112,7 +112,7 @@ def jax(tmp_path_factory) -> dict:
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["runs"], out["data"] = cwd / "runs", cwd / "data"
+    out["runs"], out["data"], out["stderr"] = cwd / "runs", cwd / "data", proc.stderr
     return out
 
 
@@ -126,6 +126,9 @@ def test_config_backend_key_selects_jax(jax):
     meta = meta_of(json.loads(jax["run"]["stdout"])["run_dir"])
     assert meta["backend"] == "jax" and "jax" in meta["versions"]
     assert "tensorflow" not in meta["versions"]  # recorded from the backend that trained it
+    # TensorFlow's native start-up lines (its CUDA probe) stay out of the process's stderr,
+    # though Keras on JAX loads TensorFlow too (to save a model)
+    assert "cudart_stub" not in jax["stderr"] and "absl::InitializeLog" not in jax["stderr"]
 
 
 def test_smoke_pipeline_on_jax_and_predict_on_tensorflow(jax):
