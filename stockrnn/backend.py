@@ -43,10 +43,9 @@ def use(backend: str | None = None):
                               "pip install 'stockrnn[jax]' (or make demo BACKEND=jax)") from None
     with _native_stderr_to_log(), _without_jax(backend == "tensorflow"):
         import keras
-
-        # on JAX too, when it is installed: Keras imports it to save a model (its serialization
-        # asks for tf.TensorShape), and later its start-up lines would reach the terminal
-        import_tensorflow()
+    # on JAX too, when installed: Keras imports it to save a model (its serialization asks for
+    # tf.TensorShape), and its start-up lines would then reach the terminal
+    import_tensorflow()
     _probe_devices()
     return keras
 
@@ -55,8 +54,8 @@ _probed = False
 
 
 def _probe_devices() -> None:
-    """TensorFlow's device probe (CUDA), once per process and now, its lines to the debug log.
-    (Keras loads TensorFlow, for tf.data, on both backends when it is installed.)"""
+    """TensorFlow's device probe (CUDA), once per process and now (not at the first op), its
+    lines to the debug log; nothing where TensorFlow is not loaded."""
     global _probed
     if _probed or "tensorflow" not in sys.modules:
         return

@@ -60,8 +60,6 @@ def start(key: str, fn: Callable[..., Any], *args) -> bool:
         finally:
             os._exit(code)
     os.close(write)
-    if not _pending:
-        atexit.register(_end_all)
     _pending[key] = (pid, read)
     return True
 
@@ -86,6 +84,7 @@ def result(key: str) -> Any | None:
         return None
 
 
+@atexit.register
 def _end_all() -> None:
     while _pending:
         _, (pid, read) = _pending.popitem()

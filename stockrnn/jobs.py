@@ -151,15 +151,22 @@ def worker_context(backend: str | None = None):
     if resolve(backend) != "tensorflow" or \
             "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
+    return start_fork_server(["stockrnn.preload"])
+
+
+def start_fork_server(preload: Sequence[str]):
+    """This process's fork server context, the server started (when not running yet) to import
+    ``preload`` with Keras on TensorFlow and TensorFlow's start-up lines off (the server takes
+    this environment, which is left as it was); returns while the server imports."""
     from multiprocessing import forkserver
 
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["stockrnn.preload"])
+    ctx.set_forkserver_preload(list(preload))
     saved = {k: os.environ.get(k) for k in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
     os.environ["KERAS_BACKEND"] = "tensorflow"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        forkserver.ensure_running()  # the server takes this environment
+        forkserver.ensure_running()
     finally:
         for key, value in saved.items():
             if value is None:

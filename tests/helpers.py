@@ -325,43 +325,17 @@ def fork_server(wait: bool = True):
     A process has one fork server, which ``stockrnn.jobs`` uses too (``--jobs`` workers):
     conftest starts this one first, so that it has these preloads whichever comes first."""
     global _FORKSERVER
-    if _FORKSERVER is None and not wait:
-        import multiprocessing
-        from multiprocessing import forkserver
+    if _FORKSERVER is not None:
+        return _FORKSERVER
+    from stockrnn.jobs import start_fork_server
 
-        multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORK_PRELOAD))
-        saved = os.environ.get("KERAS_BACKEND")
-        os.environ["KERAS_BACKEND"] = "tensorflow"
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        try:
-            forkserver.ensure_running()
-        finally:
-            if saved is None:
-                del os.environ["KERAS_BACKEND"]
-            else:
-                os.environ["KERAS_BACKEND"] = saved
-        return multiprocessing.get_context("forkserver")
-    if _FORKSERVER is None:
-        import multiprocessing
-        from multiprocessing import forkserver
-
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(list(FORK_PRELOAD))
-        saved = os.environ.get("KERAS_BACKEND")
-        os.environ["KERAS_BACKEND"] = "tensorflow"
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        try:
-            forkserver.ensure_running()
-            warm = ctx.Process(target=os.getpid)  # returns once the server has imported all
-            warm.start()
-            warm.join()
-        finally:
-            if saved is None:
-                del os.environ["KERAS_BACKEND"]
-            else:
-                os.environ["KERAS_BACKEND"] = saved
+    ctx = start_fork_server(FORK_PRELOAD)
+    if wait:
+        warm = ctx.Process(target=os.getpid)  # returns once the server has imported all
+        warm.start()
+        warm.join()
         _FORKSERVER = ctx
-    return _FORKSERVER
+    return ctx
 
 
 def _child(argv: list[str], cwd: str, env: dict, out: str, err: str, code: str | None) -> None:
