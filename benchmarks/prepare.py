@@ -56,7 +56,7 @@ def worker(args: dict) -> dict:
     del ds, dense
     window_bytes = rows * LOOK_BACK * n_features * 4
     return {"rows": rows, "look_back": LOOK_BACK, "features": n_features, "windows": windows,
-            # the first build pays one-time imports (sklearn), as a fresh `stockrnn prepare` does
+            # the first build pays one-time imports, as a fresh `stockrnn prepare` does
             "build_seconds": seconds[0], "warm_build_seconds": statistics.median(seconds[1:])
             if len(seconds) > 1 else None, "build_seconds_all": seconds,
             "materialise_seconds": materialise_seconds,

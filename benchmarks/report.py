@@ -195,7 +195,7 @@ def _prepare(p: dict) -> list[str]:
             f"{said}; training materialises them (`np.ascontiguousarray`), so memory is "
             "checked on build + materialise against the window array "
             "(rows x look_back x features x 4 bytes). First build = a fresh process's first "
-            "call (pays the sklearn import); warm = median of the later calls. Peak memory "
+            "call (pays its one-time imports); warm = median of the later calls. Peak memory "
             "by tracemalloc; RSS growth = the process's peak RSS increase over the whole "
             "measurement. Targets: first build <= 2 s at 10^6 rows; peak <= 2x the window "
             "array.", "",

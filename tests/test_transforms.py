@@ -4,6 +4,8 @@ invertible back to the true prices, and JSON round-trippable."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -75,13 +77,16 @@ def test_scaler_matches_sklearn_on_the_training_rows(transform, kind, sk_cls):
         logs = np.column_stack([np.log(values[:, 0]), np.log(values[:, 1]), np.log1p(values[:, 2])])
         raw = np.vstack([np.full((1, 3), np.nan), np.diff(logs, axis=0)])
         fit_rows = raw[1:train_end]
-    sk = sk_cls().fit(fit_rows)
+    # in rows (C order), as the pipeline holds them: the order of a sum, so its last bits,
+    # follows the memory layout
+    sk = sk_cls().fit(np.ascontiguousarray(fit_rows))
+    # stockrnn computes them in NumPy with scikit-learn's arithmetic: the same bits
     if kind == "minmax":
-        np.testing.assert_allclose(ds.transform.scaler.offset, sk.data_min_)
-        np.testing.assert_allclose(ds.transform.scaler.scale, sk.data_range_)
+        np.testing.assert_array_equal(ds.transform.scaler.offset, sk.data_min_)
+        np.testing.assert_array_equal(ds.transform.scaler.scale, sk.data_range_)
     else:
-        np.testing.assert_allclose(ds.transform.scaler.offset, sk.mean_)
-        np.testing.assert_allclose(ds.transform.scaler.scale, sk.scale_)
+        np.testing.assert_array_equal(ds.transform.scaler.offset, sk.mean_)
+        np.testing.assert_array_equal(ds.transform.scaler.scale, sk.scale_)
     ours = ds.transform.inputs(values)
     theirs = sk.transform(raw[1:])  # every row after the first, val and test included
     np.testing.assert_allclose(ours[1:], theirs, rtol=1e-5, atol=1e-5)
@@ -91,6 +96,41 @@ def test_scaler_matches_sklearn_on_the_training_rows(transform, kind, sk_cls):
     if kind == "minmax":  # the training rows span exactly [0, 1]; later rows may leave it
         assert np.nanmin(ours[:train_end], axis=0) == pytest.approx(0, abs=1e-6)
         assert np.nanmax(ours[:train_end], axis=0) == pytest.approx(1, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_scaler_has_sklearns_bits_on_hard_columns(seed):
+    """Large offsets with tiny spreads (where a naive variance loses digits), a single column,
+    many rows: the NumPy fit equals scikit-learn's to the bit."""
+    rng = np.random.default_rng(seed)
+    rows = int(rng.integers(2, 5000))
+    x = (rng.normal(size=(rows, 4)) * [1e-3, 1.0, 1e4, 0.5] + [1e4, 0.0, -3e6, 1.0])
+    x = x[:, : 1 + seed % 4]
+    names = [f"c{j}" for j in range(x.shape[1])]
+    std, mm = StandardScaler().fit(x), MinMaxScaler().fit(x)
+    ours = Scaler.fit("standard", x, names)
+    np.testing.assert_array_equal(ours.offset, std.mean_)
+    np.testing.assert_array_equal(ours.scale, std.scale_)
+    ours = Scaler.fit("minmax", x, names)
+    np.testing.assert_array_equal(ours.offset, mm.data_min_)
+    np.testing.assert_array_equal(ours.scale, mm.data_range_)
+
+
+def test_preparing_a_dataset_imports_no_scikit_learn():
+    """A fresh process that builds the smoke config's dataset (fits its scalers) imports
+    neither scikit-learn nor SciPy: they cost 1.5 s of each such process."""
+    code = ("import sys\n"
+            "from stockrnn import dataset\n"
+            "from stockrnn.config import load_config\n"
+            "from stockrnn.data.csvfile import read_price_csv\n"
+            "from stockrnn.data.sources import SAMPLE_DIR\n"
+            "for scaler in ('standard', 'minmax'):\n"
+            "    cfg = load_config(None, [f'scaling.scaler={scaler}'])\n"
+            "    ds = dataset.build(read_price_csv(SAMPLE_DIR / 'GOOG.csv'), cfg)\n"
+            "    assert ds.transform.scaler.kind == scaler\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]"]
 
 
 def test_scaler_fit_inverse_and_errors():
