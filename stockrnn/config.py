@@ -180,9 +180,10 @@ class ModelConfig(Section):
     recurrent_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout rate on the recurrent state of each recurrent layer (not used by conv1d).")
     bidirectional: bool = Field(False, description="Wrap each recurrent layer in Bidirectional (not used by conv1d).")
     unroll: Literal["auto"] | bool = Field(
-        "auto", description="Unroll recurrent layers over the window: auto unrolls SimpleRNN "
-                            "on TensorFlow when look_back <= 32 (faster epochs, same outputs; "
-                            "see docs/benchmarks.md); true/false force it.")
+        "auto", description="Unroll recurrent layers over the window: auto unrolls them on "
+                            "TensorFlow when look_back <= 32 (SimpleRNN) or <= 7 (LSTM, GRU): "
+                            "faster epochs, same outputs (docs/pipeline.md); never on JAX; "
+                            "true/false force it.")
     filters: int = Field(64, gt=0, description="conv1d: filters per convolution layer.")
     kernel_size: int = Field(5, gt=0, description="conv1d: kernel width in bars (<= window.look_back).")
     pool_size: int = Field(1, gt=0, description="conv1d: max-pooling width (1 = none).")

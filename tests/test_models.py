@@ -192,11 +192,12 @@ def test_parameter_count_grows_with_units(keras):
     assert big.count_params() > small.count_params()
 
 
-def test_unroll_auto_unrolls_short_simple_rnn_windows_on_tensorflow(keras):
-    """model.unroll: auto unrolls SimpleRNN stacks on TensorFlow up to 32 steps (faster), not
-    LSTM/GRU or longer windows; true/false are obeyed; unrolled and looped give the same
-    outputs with the same weights."""
-    from stockrnn.models.recurrent import AUTO_UNROLL_MAX_STEPS
+def test_unroll_auto_unrolls_short_windows_on_tensorflow(keras):
+    """model.unroll: auto unrolls recurrent stacks on TensorFlow up to a window length per
+    family (SimpleRNN 32, LSTM and GRU 7: faster), not longer windows; true/false are obeyed;
+    unrolled and looped give the same outputs with the same weights. On JAX auto never
+    unrolls."""
+    from stockrnn.models.recurrent import AUTO_UNROLL_MAX_STEPS, unrolled
 
     def unroll_flags(cfg, steps):
         model = registry.build_model(cfg, (steps, FEATURES), HORIZON)
@@ -204,19 +205,24 @@ def test_unroll_auto_unrolls_short_simple_rnn_windows_on_tensorflow(keras):
 
     assert keras.backend.backend() == "tensorflow"
     rnn = ModelConfig(type="simple_rnn", units=(4, 4))
-    assert unroll_flags(rnn, LOOK_BACK) == {True}
-    assert unroll_flags(rnn, AUTO_UNROLL_MAX_STEPS) == {True}
-    assert unroll_flags(rnn, AUTO_UNROLL_MAX_STEPS + 1) == {False}
-    assert unroll_flags(TINY["lstm"], LOOK_BACK) == {False}
-    assert unroll_flags(TINY["gru"].model_copy(update={"unroll": True}), LOOK_BACK) == {True}
+    assert AUTO_UNROLL_MAX_STEPS == {"simple_rnn": 32, "lstm": 7, "gru": 7}
+    for cfg in (rnn, TINY["lstm"], TINY["gru"]):
+        longest = AUTO_UNROLL_MAX_STEPS[cfg.type]
+        assert unroll_flags(cfg, min(LOOK_BACK, longest)) == {True}, cfg.type
+        assert unroll_flags(cfg, longest) == {True}, cfg.type
+        assert unroll_flags(cfg, longest + 1) == {False}, cfg.type
+        assert not unrolled(cfg, 3, "jax")
+    assert unroll_flags(TINY["gru"].model_copy(update={"unroll": True}), 40) == {True}
     assert unroll_flags(rnn.model_copy(update={"unroll": False}), LOOK_BACK) == {False}
 
-    looped = registry.build_model(rnn.model_copy(update={"unroll": False}), (LOOK_BACK, FEATURES),
-                                  HORIZON)
-    rolled_out = registry.build_model(rnn, (LOOK_BACK, FEATURES), HORIZON)
-    rng = np.random.default_rng(1)
-    looped.set_weights([rng.normal(size=w.shape).astype("float32") for w in looped.get_weights()])
-    rolled_out.set_weights(looped.get_weights())
     x, _ = data()
-    np.testing.assert_allclose(rolled_out.predict_on_batch(x), looped.predict_on_batch(x),
-                               rtol=1e-5, atol=1e-6)
+    rng = np.random.default_rng(1)
+    for cfg in (rnn, TINY["lstm"], TINY["gru"]):
+        looped = registry.build_model(cfg.model_copy(update={"unroll": False}),
+                                      (LOOK_BACK, FEATURES), HORIZON)
+        rolled_out = registry.build_model(cfg, (LOOK_BACK, FEATURES), HORIZON)
+        looped.set_weights([rng.normal(size=w.shape).astype("float32")
+                            for w in looped.get_weights()])
+        rolled_out.set_weights(looped.get_weights())
+        np.testing.assert_allclose(rolled_out.predict_on_batch(x), looped.predict_on_batch(x),
+                                   rtol=1e-5, atol=1e-6, err_msg=cfg.type)

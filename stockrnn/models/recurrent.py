@@ -6,17 +6,21 @@ from stockrnn.backend import use
 from stockrnn.config import ModelConfig
 from stockrnn.models.head import head
 
-# Unrolled, TensorFlow runs a SimpleRNN stack 1.7-2.4x faster per epoch at look_back 7-30 for
-# 0.4-3.3 s more tracing; LSTM/GRU gain 7-28% for up to 6 s more tracing, and on JAX (whose
-# scan is compiled by XLA) unrolling is slower. Measured in docs/benchmarks.md's set-up.
-AUTO_UNROLL_MAX_STEPS = 32
+# The longest window ``model.unroll: auto`` unrolls, per family, on TensorFlow. Unrolled,
+# TensorFlow runs a SimpleRNN stack 1.7-2.4x faster per epoch at look_back 7-30 for 0.4-3.3 s
+# more tracing. LSTM and GRU (configs/lstm.yaml, gru.yaml on the sample, 2 cores): 25-45%
+# faster epochs at look_back 3-7 (GRU 63 -> 36 ms at 3, 106 -> 58 ms at 7) for no longer a
+# first epoch; from 10 steps on, the first epoch grows (GRU +0.9 s at 10, LSTM +1.9 s at 30),
+# which short trainings (the smoke config, look_back 10) would pay. On JAX (whose scan is
+# compiled by XLA) unrolling is slower. Measured in docs/benchmarks.md's set-up.
+AUTO_UNROLL_MAX_STEPS = {"simple_rnn": 32, "lstm": 7, "gru": 7}
 
 
 def unrolled(cfg: ModelConfig, steps: int, backend: str) -> bool:
     """Whether to unroll the recurrent layers (``model.unroll``; ``auto``: see above)."""
     if cfg.unroll != "auto":
         return cfg.unroll
-    return cfg.type == "simple_rnn" and backend == "tensorflow" and steps <= AUTO_UNROLL_MAX_STEPS
+    return backend == "tensorflow" and steps <= AUTO_UNROLL_MAX_STEPS.get(cfg.type, 0)
 
 
 def _recurrent(layer_name: str, cfg: ModelConfig, input_shape, horizon: int):
