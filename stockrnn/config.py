@@ -181,7 +181,8 @@ class ModelConfig(Section):
     bidirectional: bool = Field(False, description="Wrap each recurrent layer in Bidirectional (not used by conv1d).")
     unroll: Literal["auto"] | bool = Field(
         "auto", description="Unroll recurrent layers over the window: auto unrolls them on "
-                            "TensorFlow when look_back <= 32 (SimpleRNN) or <= 7 (LSTM, GRU): "
+                            "TensorFlow when look_back <= 32 (SimpleRNN) or <= 7 (LSTM, GRU, in "
+                            "trainings of at least 1000 batches: epochs x batches per epoch): "
                             "faster epochs, same outputs (docs/pipeline.md); never on JAX; "
                             "true/false force it.")
     filters: int = Field(64, gt=0, description="conv1d: filters per convolution layer.")

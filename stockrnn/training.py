@@ -27,6 +27,7 @@ from stockrnn import atomic
 from stockrnn.backend import seed_everything, use
 from stockrnn.config import TrainConfig
 from stockrnn.dataset import Dataset
+from stockrnn.models.recurrent import for_training
 from stockrnn.models.registry import build_model
 from stockrnn.runs import RunDir
 
@@ -270,9 +271,12 @@ _COMPILED: dict[tuple, object] = {}
 
 
 def compiled_model(model_cfg, train_cfg: TrainConfig, input_shape: tuple, horizon: int,
-                   steps: int):
-    """A compiled model for this config, with fresh initial weights (seeded by the caller)."""
+                   steps: int, batches: int | None = None):
+    """A compiled model for this config, with fresh initial weights (seeded by the caller), for
+    a training of ``batches`` batches in all (``models.recurrent.for_training``; None: long)."""
     keras = use()
+    if batches is not None:
+        model_cfg = for_training(model_cfg, batches)
     model = build_model(model_cfg, input_shape, horizon)
     key = (model_cfg.model_dump_json(), train_cfg.optimizer, train_cfg.learning_rate,
            train_cfg.loss, train_cfg.batch_size, steps, tuple(input_shape), horizon,
@@ -334,7 +338,8 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
         steps = min(steps, per_epoch)
     if per_epoch * train_cfg.epochs < SHORT_TRAINING:
         steps = 1  # the multi-batch loop would cost more to trace than it saves
-    model = compiled_model(model_cfg, train_cfg, tuple(tr.x.shape[1:]), ds.horizon, steps)
+    model = compiled_model(model_cfg, train_cfg, tuple(tr.x.shape[1:]), ds.horizon, steps,
+                           batches=per_epoch * train_cfg.epochs)
     run.checkpoints.mkdir(parents=True, exist_ok=True)
     best_path = run.checkpoints / "best.keras"
     # The untrained model (zero output layer, see models.registry.head) is the starting point:

@@ -194,9 +194,9 @@ def test_parameter_count_grows_with_units(keras):
 
 def test_unroll_auto_unrolls_short_windows_on_tensorflow(keras):
     """model.unroll: auto unrolls recurrent stacks on TensorFlow up to a window length per
-    family (SimpleRNN 32, LSTM and GRU 7: faster), not longer windows; true/false are obeyed;
-    unrolled and looped give the same outputs with the same weights. On JAX auto never
-    unrolls."""
+    family (SimpleRNN 32, LSTM and GRU 7: faster), not longer windows, and LSTM/GRU only in
+    trainings of 1,000 batches or more; true/false are obeyed; unrolled and looped give the same
+    outputs with the same weights. On JAX auto never unrolls."""
     from stockrnn.models.recurrent import AUTO_UNROLL_MAX_STEPS, unrolled
 
     def unroll_flags(cfg, steps):
@@ -214,6 +214,24 @@ def test_unroll_auto_unrolls_short_windows_on_tensorflow(keras):
         assert not unrolled(cfg, 3, "jax")
     assert unroll_flags(TINY["gru"].model_copy(update={"unroll": True}), 40) == {True}
     assert unroll_flags(rnn.model_copy(update={"unroll": False}), LOOK_BACK) == {False}
+
+    # a training too short to gain from it keeps LSTM/GRU looped (trainings are compiled by
+    # training.compiled_model, which is told their length); SimpleRNN and explicit values stay
+    from stockrnn import training
+    from stockrnn.config import TrainConfig
+    from stockrnn.models.recurrent import AUTO_UNROLL_MIN_BATCHES, for_training
+
+    assert AUTO_UNROLL_MIN_BATCHES == {"lstm": 1000, "gru": 1000}
+    for cfg in (TINY["lstm"], TINY["gru"]):
+        assert for_training(cfg, 999).unroll is False
+        assert for_training(cfg, 1000) == cfg
+        assert for_training(cfg.model_copy(update={"unroll": True}), 10).unroll is True
+        for batches, flag in ((10, False), (5000, True)):
+            model = training.compiled_model(cfg, TrainConfig(), (LOOK_BACK - 1, FEATURES),
+                                            HORIZON, 1, batches=batches)
+            assert {layer.unroll for layer in model.layers if hasattr(layer, "unroll")} \
+                == {flag}, (cfg.type, batches)
+    assert for_training(rnn, 10) == rnn
 
     x, _ = data()
     rng = np.random.default_rng(1)

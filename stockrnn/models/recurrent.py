@@ -14,6 +14,10 @@ from stockrnn.models.head import head
 # which short trainings (the smoke config, look_back 10) would pay. On JAX (whose scan is
 # compiled by XLA) unrolling is slower. Measured in docs/benchmarks.md's set-up.
 AUTO_UNROLL_MAX_STEPS = {"simple_rnn": 32, "lstm": 7, "gru": 7}
+# LSTM and GRU are unrolled only for a training of at least this many batches (epochs x batches
+# per epoch, before early stopping): the tiny trainings of the test suite and the smoke config
+# spent more on tracing the larger graphs than their few epochs saved.
+AUTO_UNROLL_MIN_BATCHES = {"lstm": 1000, "gru": 1000}
 
 
 def unrolled(cfg: ModelConfig, steps: int, backend: str) -> bool:
@@ -21,6 +25,14 @@ def unrolled(cfg: ModelConfig, steps: int, backend: str) -> bool:
     if cfg.unroll != "auto":
         return cfg.unroll
     return backend == "tensorflow" and steps <= AUTO_UNROLL_MAX_STEPS.get(cfg.type, 0)
+
+
+def for_training(cfg: ModelConfig, batches: int) -> ModelConfig:
+    """``cfg`` for a training of ``batches`` batches: ``unroll: auto`` of an LSTM or GRU
+    becomes ``false`` when the training is shorter than ``AUTO_UNROLL_MIN_BATCHES``."""
+    if cfg.unroll == "auto" and batches < AUTO_UNROLL_MIN_BATCHES.get(cfg.type, 0):
+        return cfg.model_copy(update={"unroll": False})
+    return cfg
 
 
 def _recurrent(layer_name: str, cfg: ModelConfig, input_shape, horizon: int):
