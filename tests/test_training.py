@@ -310,8 +310,8 @@ def test_a_reused_compiled_model_trains_like_a_new_one(folders, monkeypatch):
     traced = []
     new_model = training.compiled_model
 
-    def counting(*args):  # counts the traces of the new model's training step
-        model = new_model(*args)
+    def counting(*args, **kwargs):  # counts the traces of the new model's training step
+        model = new_model(*args, **kwargs)
         step = model.train_step
         model.train_step = lambda data: traced.append(1) or step(data)
         return model
