@@ -132,11 +132,9 @@ def limit_threads(threads: int) -> None:
 def _limit_loaded_pools(threads: int) -> None:
     """The BLAS and OpenMP thread pools already loaded (in a forked worker, NumPy's OpenBLAS
     came from the fork server, before ``limit_threads`` set the environment) limited to
-    ``threads`` too (threadpoolctl, which scikit-learn depends on)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
+    ``threads`` too (threadpoolctl)."""
+    from threadpoolctl import threadpool_limits
+
     threadpool_limits(threads)
 
 

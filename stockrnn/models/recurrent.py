@@ -8,15 +8,16 @@ from stockrnn.models.head import head
 
 # The longest window ``model.unroll: auto`` unrolls, per family, on TensorFlow. Unrolled,
 # TensorFlow runs a SimpleRNN stack 1.7-2.4x faster per epoch at look_back 7-30 for 0.4-3.3 s
-# more tracing. LSTM and GRU (configs/lstm.yaml, gru.yaml on the sample, 2 cores): 25-45%
-# faster epochs at look_back 3-7 (GRU 63 -> 36 ms at 3, 106 -> 58 ms at 7) for no longer a
-# first epoch; from 10 steps on, the first epoch grows (GRU +0.9 s at 10, LSTM +1.9 s at 30),
-# which short trainings (the smoke config, look_back 10) would pay. On JAX (whose scan is
-# compiled by XLA) unrolling is slower. Measured in docs/benchmarks.md's set-up.
+# more tracing. LSTM and GRU (configs/lstm.yaml, gru.yaml on the sample, 25 epochs, 2 cores):
+# faster epochs at look_back 3-7 (LSTM 56-72 -> 51-53 ms at 3, 94 -> 72 ms at 7; GRU 63 -> 36
+# ms at 3, 106 -> 58 ms at 7) for about the same first epoch; from 10 steps on, the first
+# epoch grows (GRU +0.9 s at 10, LSTM +1.9 s at 30). On JAX (whose scan is compiled by XLA)
+# unrolling is slower.
 AUTO_UNROLL_MAX_STEPS = {"simple_rnn": 32, "lstm": 7, "gru": 7}
 # LSTM and GRU are unrolled only for a training of at least this many batches (epochs x batches
-# per epoch, before early stopping): the tiny trainings of the test suite and the smoke config
-# spent more on tracing the larger graphs than their few epochs saved.
+# per epoch, before early stopping): a few epochs save little against tracing the larger graph
+# (the test suite, whose trainings are tiny, took 244.9 s with them unrolled, 233.8 s without,
+# in one A/B pair on a noisy machine); configs/lstm.yaml's 100 epochs of 33 batches qualify.
 AUTO_UNROLL_MIN_BATCHES = {"lstm": 1000, "gru": 1000}
 
 
