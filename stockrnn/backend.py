@@ -41,7 +41,8 @@ def use(backend: str | None = None):
         except ImportError:
             raise ConfigError("train.backend is jax but jax is not installed: "
                               "pip install 'stockrnn[jax]' (or make demo BACKEND=jax)") from None
-    with _native_stderr_to_log(), _without_jax(backend == "tensorflow"):
+    hidden = _KERAS_EXTRAS + (("jax",) if backend == "tensorflow" else ())
+    with _native_stderr_to_log(), _hidden(hidden):
         import keras
     # on JAX too, when installed: Keras imports it to save a model (its serialization asks for
     # tf.TensorShape), and its start-up lines would then reach the terminal
@@ -72,25 +73,32 @@ def import_tensorflow() -> None:
     if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _native_stderr_to_log(), _without_jax("jax" not in sys.modules):
+    with _native_stderr_to_log(), _hidden(_KERAS_EXTRAS + ("jax",)):
         import tensorflow  # noqa: F401
 
 
+# Imported by Keras (which TensorFlow imports too) when installed, for what stockrnn never uses:
+# scikit-learn for Keras' scikit-learn wrappers (keras.wrappers), 1.3-2 s of a 5-6 s import
+# (measured: docs/pipeline.md).
+_KERAS_EXTRAS = ("sklearn",)
+
+
 @contextlib.contextmanager
-def _without_jax(hide: bool):
-    """While TensorFlow loads, ``import jax`` fails (when ``hide``): its tf.lite module imports
-    jax when installed, for a JAX-to-TFLite converter stockrnn never uses, which is 0.5-0.8 s
-    of a 5 s TensorFlow import. Afterwards jax imports as usual (only that converter, which
-    checked once, stays without it)."""
-    if not hide or "jax" in sys.modules:
-        yield
-        return
-    sys.modules["jax"] = None  # the import system's "not importable" marker
+def _hidden(names: tuple[str, ...]):
+    """While Keras or TensorFlow loads, ``import <name>`` fails for each of ``names`` not
+    imported yet: Keras' scikit-learn wrappers then load without scikit-learn, and TensorFlow's
+    tf.lite without jax (for a JAX-to-TFLite converter, 0.5-0.8 s of the import). Afterwards
+    both import as usual; only those modules, which checked once, stay without them (a process
+    that imported scikit-learn before stockrnn imported Keras keeps Keras' wrappers)."""
+    hide = [name for name in names if name not in sys.modules]
+    for name in hide:
+        sys.modules[name] = None  # the import system's "not importable" marker
     try:
         yield
     finally:
-        if sys.modules.get("jax", 0) is None:
-            del sys.modules["jax"]
+        for name in hide:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
 
 
 @contextlib.contextmanager

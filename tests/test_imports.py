@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "stockrnn"
 
 
@@ -82,3 +84,35 @@ def test_importing_the_cli_does_not_import_keras():
     code = "import sys, stockrnn.cli; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_keras_loads_without_scikit_learn_which_imports_as_usual_afterwards():
+    """Keras (which TensorFlow imports too) imports scikit-learn when it is installed, for its
+    scikit-learn wrappers: stockrnn loads both without it (1.3-2 s less start-up), and the
+    process imports it as usual afterwards."""
+    pytest.importorskip("sklearn")
+    code = ("import sys; from stockrnn.backend import use; use('tensorflow'); "
+            "print('tensorflow' in sys.modules, 'sklearn' in sys.modules); "
+            "from sklearn.preprocessing import MinMaxScaler; "
+            "print(MinMaxScaler().fit([[1.0], [3.0]]).data_max_[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False", "3.0"]
+
+
+def test_a_hidden_module_fails_to_import_only_while_hidden(tmp_path, monkeypatch):
+    from stockrnn import backend
+
+    (tmp_path / "stockrnn_hidden_probe.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "stockrnn_hidden_probe", raising=False)
+    with backend._hidden(("stockrnn_hidden_probe",)):
+        with pytest.raises(ImportError):
+            import stockrnn_hidden_probe  # noqa: F401
+    import stockrnn_hidden_probe
+
+    assert stockrnn_hidden_probe.VALUE == 1
+    # a module imported before is left alone: a process that imported scikit-learn before
+    # stockrnn imported Keras keeps Keras' scikit-learn wrappers
+    with backend._hidden(("stockrnn_hidden_probe",)):
+        assert sys.modules["stockrnn_hidden_probe"] is stockrnn_hidden_probe
+    monkeypatch.delitem(sys.modules, "stockrnn_hidden_probe")
