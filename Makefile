@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BACKEND ?= tensorflow
 PYTEST_ARGS ?=
-# test processes (pytest-xdist; whole files per process, so module fixtures are built once)
+# test processes (pytest-xdist; whole files per process, so module fixtures are built once, in
+# the order of tests/conftest.py's SLOW_FILES)
 TEST_WORKERS ?= auto
 export KERAS_BACKEND := $(BACKEND)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -31,7 +32,7 @@ demo: $(STAMP)
 
 ## test: create/update .venv and run the whole test suite (offline)
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 ## test-oldest: the training, resume and dataset tests on the oldest allowed Keras/TensorFlow (.venv-oldest)
 test-oldest:

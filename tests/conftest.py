@@ -40,15 +40,17 @@ if _WORKERS > 1:
 
     limit_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
 
-# The slowest files first (measured, slowest first): the test processes take whole files
-# (--dist loadfile) in this order, so the last file a process takes is a short one and both
-# finish together. Files not named here keep their order after these.
-SLOW_FILES = ("test_backtest.py", "test_covariates.py", "test_training.py", "test_faults.py",
-              "test_cli_run.py", "test_ensemble.py",
-              "test_backends.py", "test_batch.py", "test_ray.py", "test_honesty.py",
-              "test_ci_example.py",
-              "test_cli_train.py", "test_report.py", "test_tracking.py", "test_dataset.py",
-              "test_classical.py", "test_cron_example.py")
+# The slowest files first (measured wall seconds in `make test`, slowest first): the test
+# processes take whole files (--dist loadfile) in this order (the Makefile's
+# --no-loadscope-reorder: pytest-xdist would otherwise order them by their number of tests), so
+# the last file a process takes is a short one and both finish together. Files not named here
+# keep their order after these.
+SLOW_FILES = ("test_ray.py", "test_backends.py", "test_backtest.py", "test_covariates.py",
+              "test_honesty.py", "test_faults.py", "test_training.py", "test_tracking.py",
+              "test_ci_example.py", "test_classical.py", "test_report.py", "test_cli_run.py",
+              "test_cron_example.py", "test_batch.py", "test_ensemble.py", "test_models.py",
+              "test_config.py", "test_cli_train.py", "test_tuning.py", "test_dataset.py",
+              "test_cli_evaluate.py", "test_calendars.py", "test_bench_entry.py")
 
 
 def pytest_collection_modifyitems(items):
