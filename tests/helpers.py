@@ -311,9 +311,9 @@ def error_line(result) -> str:
 # done. `python -m stockrnn` and the installed script themselves are run as written by the
 # documented-examples tests and test_cli_fetch.py.
 
-FORK_PRELOAD = ("helpers", "tensorflow", "keras", "stockrnn.cli", "stockrnn.backend",
-                "stockrnn.stages", "stockrnn.training", "stockrnn.evaluation",
-                "stockrnn.forecasting", "stockrnn.plotting")
+# what stockrnn's own fork server preloads (TensorFlow and Keras as stockrnn imports them, the
+# pipeline), and the CLI, the plots and these helpers
+FORK_PRELOAD = ("helpers", "stockrnn.preload", "stockrnn.cli", "stockrnn.plotting")
 _FORKSERVER = None
 
 

@@ -49,6 +49,7 @@ def call(name, *args):
 
 call("run", "run", "-c", smoke, "--set", "train.backend=jax", "--set", "paths.run_name=jaxrun",
      "--json")
+out["loaded"] = {m: m in sys.modules for m in ("jax", "tensorflow", "keras", "sklearn")}
 call("covariates", "run", "-c", sys.argv[2], "--json", *[a for kv in (
      "train.backend=jax", "model.units=[4]", "train.epochs=2", "window.look_back=10")
      for a in ("--set", kv)])
@@ -126,6 +127,9 @@ def test_config_backend_key_selects_jax(jax):
     meta = meta_of(json.loads(jax["run"]["stdout"])["run_dir"])
     assert meta["backend"] == "jax" and "jax" in meta["versions"]
     assert "tensorflow" not in meta["versions"]  # recorded from the backend that trained it
+    # Keras (and TensorFlow, which Keras on JAX imports to save a model) loaded without
+    # scikit-learn, which Keras imports when installed, for its wrappers only
+    assert jax["loaded"] == {"jax": True, "tensorflow": True, "keras": True, "sklearn": False}
     # TensorFlow's native start-up lines (its CUDA probe) stay out of the process's stderr,
     # though Keras on JAX loads TensorFlow too (to save a model)
     assert "cudart_stub" not in jax["stderr"] and "absl::InitializeLog" not in jax["stderr"]

@@ -4,11 +4,13 @@ functions too), no private name imported across modules, and a light ``import st
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import Child
 
 PACKAGE = Path(__file__).resolve().parents[1] / "stockrnn"
 
@@ -86,17 +88,20 @@ def test_importing_the_cli_does_not_import_keras():
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_keras_loads_without_scikit_learn_which_imports_as_usual_afterwards():
+def test_keras_loads_without_scikit_learn_which_imports_as_usual_afterwards(work):
     """Keras (which TensorFlow imports too) imports scikit-learn when it is installed, for its
     scikit-learn wrappers: stockrnn loads both without it (1.3-2 s less start-up), and the
-    process imports it as usual afterwards."""
+    process imports it as usual afterwards. Checked in a process forked from a server that
+    imported stockrnn.preload, as ``--jobs`` workers are (tests/test_backends.py checks a fresh
+    process that picks JAX)."""
     pytest.importorskip("sklearn")
-    code = ("import sys; from stockrnn.backend import use; use('tensorflow'); "
-            "print('tensorflow' in sys.modules, 'sklearn' in sys.modules); "
-            "from sklearn.preprocessing import MinMaxScaler; "
+    code = ("import sys; print('tensorflow' in sys.modules, 'keras' in sys.modules, "
+            "'sklearn' in sys.modules); from sklearn.preprocessing import MinMaxScaler; "
             "print(MinMaxScaler().fit([[1.0], [3.0]]).data_max_[0])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True", "False", "3.0"]
+    child = Child([], work, dict(os.environ), code=code)
+    out, err = child.communicate(120)
+    assert child.returncode == 0, err
+    assert out.split() == ["True", "True", "False", "3.0"]
 
 
 def test_a_hidden_module_fails_to_import_only_while_hidden(tmp_path, monkeypatch):
