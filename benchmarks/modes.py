@@ -58,7 +58,9 @@ TINY = Mode("tiny", speed_families=("conv1d",), speed_backends=("tensorflow",), 
             quality_overrides=("train.epochs=3", "train.early_stopping.patience=3"),
             synthetic_rows=600, covariates=False, multi=False, backtest=False,
             ray_cluster=False, many=(), many_single=1, many_overrides=("train.epochs=1",))
-QUICK = Mode("quick", speed_repeats=2)
+# the smoke run's start-up is timed 3 times (the median against its target): one run varied by
+# 1-3 s on this machine within an hour
+QUICK = Mode("quick", speed_repeats=2, smoke_runs=3)
 FULL = Mode("full", speed_epochs=30, speed_repeats=3, help_runs=10, smoke_runs=3,
             prepare_rows=((10_000, 10), (100_000, 5), (1_000_000, 3)),
             quality_seeds=(42, 43, 44, 45, 46), many=(("jax", 500), ("tensorflow", 500)))

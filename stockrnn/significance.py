@@ -1,6 +1,6 @@
 """Is a forecaster's edge real? Diebold-Mariano for accuracy, binomial for direction.
 
-Pure numpy/scipy, no keras.
+Pure numpy and scipy.special, no keras.
 
 Diebold-Mariano test (Diebold & Mariano 1995) with the Harvey-Leybourne-Newbold (1997)
 small-sample correction, as in R's ``forecast::dm.test``. For forecast errors ``e_m`` (the model)
@@ -100,9 +100,11 @@ def diebold_mariano(errors_model, errors_ref, horizon: int = 1, power: float = 1
     hln = math.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
     stat = dm * hln
 
-    from scipy.stats import t
+    # Student's t survival function as scipy.stats.t.sf computes it (the same bits), without
+    # importing scipy.stats (0.8-1.9 s)
+    from scipy.special import stdtr
 
-    p = float(2.0 * t.sf(abs(stat), df=n - 1))
+    p = float(2.0 * stdtr(n - 1, -abs(stat)))
     return DMResult(float(stat), min(p, 1.0), n, mean)
 
 

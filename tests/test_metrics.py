@@ -153,6 +153,35 @@ def test_binomial_p_value():
     assert metrics.binomial_p_value(0, 0) is None
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 57, 250, 251, 1000, 5003,
+                               metrics.EXACT_BINOMIAL_MAX_N + 1, 60_000])
+def test_binomial_p_value_is_scipys_binomtest(n):
+    """The exact integer sum (and scipy.special's CDF beyond EXACT_BINOMIAL_MAX_N points)
+    gives scipy.stats.binomtest's two-sided p-value, on every count of hits up to 300 points
+    and on a spread of them beyond."""
+    from scipy.stats import binomtest
+
+    hits = range(n + 1) if n <= 300 else sorted({0, 1, n // 3, n // 2 - 150, n // 2 - 1, n // 2,
+                                                  n // 2 + 1, n // 2 + 97, n - 1, n})
+    for k in hits:
+        p = metrics.binomial_p_value(k, n)
+        assert p == pytest.approx(binomtest(k, n, 0.5).pvalue, rel=1e-10, abs=1e-300), (k, n)
+        assert p == metrics.binomial_p_value(n - k, n)  # two-sided: symmetric
+
+
+def test_metrics_and_significance_import_no_scipy_stats():
+    """scipy.stats (0.8-1.9 s to import) stays out of an evaluation's process."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from stockrnn import metrics, significance; "
+            "metrics.score([1.0, 2.0, 3.0], [1.5, 2.5, 2.0], [1.2, 1.8, 2.5]); "
+            "significance.diebold_mariano([0.1, -0.2, 0.3, 0.1], [0.2, 0.1, -0.4, 0.3]); "
+            "metrics.binomial_p_value(40_000, 70_000); print('scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
+
+
 def test_binomial_p_value_shrinks_with_more_evidence():
     # 55% over 100 points is not significant, over 10 000 it is
     assert metrics.binomial_p_value(55, 100) > 0.2
