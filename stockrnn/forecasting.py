@@ -89,6 +89,18 @@ def calendar_of(run: RunDir, cfg: Config) -> str:
         or calendars.resolve(None, cfg.data.ticker)
 
 
+def prefetch_calendar(run: RunDir) -> None:
+    """Start building the calendar the run recorded at training in a child process
+    (``calendars.prefetch``), before ``forecast`` loads the model (and TensorFlow). A run
+    whose meta.json is unreadable is left to ``forecast`` to report."""
+    try:
+        name = run.meta().get("calendar")
+    except RunError:
+        return
+    if name:
+        calendars.prefetch(name)
+
+
 def current_prices(cfg: Config, as_of: dt.date | None, allow_stale: bool,
                    now: pd.Timestamp | None = None, calendar: str | None = None) -> pd.DataFrame:
     """The stored prices to forecast from, covariate tickers attached: up to ``as_of``, else

@@ -1,6 +1,6 @@
 """Work started ahead of need in a forked child process, which runs it on another core while
 this process goes on (``run`` fits the AutoARIMA and AutoETS baselines while it imports
-TensorFlow and trains).
+TensorFlow and trains; ``run`` and ``predict`` build the forecast's exchange calendar).
 
 Only where a fork is safe: on POSIX, in a process with one thread, before TensorFlow or JAX
 are loaded (their runtimes and thread pools do not survive a fork). The child closes every file

@@ -307,6 +307,7 @@ def predict(run_ref: str, steps: int | None = None, as_of: dt.date | None = None
     from stockrnn import forecasting, plotting
 
     run = runs.resolve(run_ref, runs_dir)
+    forecasting.prefetch_calendar(run)
     fc = forecasting.forecast(run, steps, as_of, allow_stale)
     name = "forecast" if as_of is None else f"forecast_asof_{as_of:%Y-%m-%d}"
     atomic.write_text(run.path / f"{name}.csv", render.forecast(fc, "csv"))
@@ -349,9 +350,11 @@ def run_all(cfg: Config, opts: RunOptions = DEFAULT,
             prep = prepare(cfg, opts.wait)
             from stockrnn import evaluation
 
-            # the test split's AutoARIMA/AutoETS forecasts, in a child process while this one
-            # imports Keras and trains (where a fork is safe: see stockrnn.forked)
+            # the test split's AutoARIMA/AutoETS forecasts and the exchange calendar that
+            # dates the forecast, in child processes while this one imports Keras and trains
+            # (where a fork is safe: see stockrnn.forked)
             evaluation.prefetch_baselines(prep.dataset, "test")
+            calendars.prefetch(calendars.resolve(cfg.data.calendar, cfg.data.ticker))
             n = {k: len(v) for k, v in prep.dataset.splits.items()}
             stage("prepare", t, f"{n['train']}/{n['val']}/{n['test']} train/val/test windows "
                   f"-> {prep.path}" + (" (up to date)" if prep.reused else ""))

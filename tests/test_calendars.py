@@ -261,3 +261,40 @@ def test_predict_as_of_gives_the_next_nyse_sessions(horizon_run, tmp_path):
     assert list(written["date"]) == ["2026-04-06", "2026-04-07", "2026-04-08"]
     table = invoke("predict", "--run", run, "--as-of", "2026-04-02").stdout
     assert "2026-04-06" in table and "2026-04-03" not in table
+
+
+PREFETCH = """
+import json, sys
+from stockrnn.data import calendars
+
+out = {"started": calendars.prefetch("XNYS")}
+out["imported_here"] = "exchange_calendars" in sys.modules
+got = calendars.sessions("XNYS", "2024-01-01", "2024-12-31")  # the child's schedule
+out["imported_after"] = "exchange_calendars" in sys.modules
+child = calendars._CACHE.pop("XNYS")
+own = calendars.sessions("XNYS", "2024-01-01", "2024-12-31")  # built here
+out["equal"] = bool(got.equals(own) and child.schedule.equals(calendars._CACHE["XNYS"].schedule)
+                    and (child.tz, child.first, child.last) == (calendars._CACHE["XNYS"].tz,
+                    calendars._CACHE["XNYS"].first, calendars._CACHE["XNYS"].last))
+out["sessions_2024"] = len(got)
+out["again"] = calendars.prefetch("XNYS")  # built now: no child
+print(json.dumps(out))
+"""
+
+
+def test_a_prefetched_calendar_is_built_in_a_child_and_taken_from_it(tmp_path):
+    """``run`` and ``predict`` start building the forecast's calendar in a forked child before
+    they load TensorFlow: the first lookup takes the child's schedule (this process never
+    imports exchange_calendars for it), the same as one built here. In a fresh Python (this
+    one has TensorFlow loaded, where nothing is forked)."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", PREFETCH], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["started"] and not out["imported_here"] and not out["imported_after"]
+    assert out["equal"] and out["sessions_2024"] == 252
+    assert out["again"] is False

@@ -21,7 +21,7 @@ import pytest
 from helpers import SMOKE, STAGES, copy_run, in_folder, invoke, is_png, run_child, run_zoo
 
 from stockrnn import runs
-from stockrnn.data import sources
+from stockrnn.data import calendars, sources
 
 PLOTS = ("loss.png", "predictions_test.png", "residuals_test.png", "forecast.png")
 SAMPLE_LAST = dt.date(2013, 3, 1)
@@ -32,11 +32,16 @@ def workdir(tmp_path_factory):
     """A folder with two `run`s of the smoke config: one plain, one gated with --max-mase 0.01
     and --no-plots."""
     base = tmp_path_factory.mktemp("runcli")
-    with in_folder(base):
+    prefetch = calendars.prefetch
+    with in_folder(base), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(calendars, "prefetch", lambda name: PREFETCHED.append(name) or prefetch(name))
         plain = invoke("run", "-c", SMOKE)
         gated = invoke("run", "-c", SMOKE, "--max-mase", "0.01", "--set", "paths.run_name=gated",
                        "--no-plots", code=3)
     return base, plain, gated
+
+
+PREFETCHED: list[str] = []  # the calendars the module's two runs asked to prefetch
 
 
 def run_dir(base: Path, result) -> Path:
@@ -56,6 +61,12 @@ def test_stage_lines_and_run_dir_last(workdir):
     assert str(run) in lines[4] and "forecast.csv" in lines[4]
     # nothing landed outside the working folder's data/ and runs/
     assert sorted(p.name for p in base.iterdir()) == ["data", "runs"]
+
+
+def test_each_run_prefetches_its_forecast_calendar(workdir):
+    """After prepare (before Keras is imported) and again in predict (already started or
+    built by then): XNYS for GOOG. tests/test_calendars.py checks what a prefetch does."""
+    assert PREFETCHED == ["XNYS"] * 4
 
 
 def test_run_dir_contents(workdir):

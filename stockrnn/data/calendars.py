@@ -9,7 +9,8 @@ there too, with sessions from 00:00 to 24:00 UTC.
 suffix (:func:`resolve`). Dates in and out are tz-naive (exchange-local dates, as the store
 keeps them); closes are tz-aware. The package is imported only when a calendar is needed (not
 by ``stockrnn --help`` nor by loading a config without an explicit calendar), and each
-calendar is built once per process (building XNYS takes about 0.3-0.5 s).
+calendar is built once per process (building XNYS takes about 0.3-0.5 s), or in a forked child
+ahead of need (:func:`prefetch`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 import warnings
 from typing import TYPE_CHECKING
 
+from stockrnn import forked
 from stockrnn.data import intervals
 
 if TYPE_CHECKING:
@@ -141,23 +143,59 @@ def _build(name: str, lo, hi):
 
 def _calendar(name: str, first, last) -> _Cached:
     """The calendar ``name``, its schedule covering ``first``..``last`` (built once per
-    process; rebuilt wider when a date outside it is asked for)."""
+    process, or taken from the child ``prefetch`` started; rebuilt wider when a date outside it
+    is asked for)."""
     import pandas as pd
 
     first, last = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
     hit = _CACHE.get(name)
+    if hit is None:
+        hit = forked.result(_PREFETCH + name)  # None when none was started, or it failed
+        if hit is not None:
+            _CACHE[name] = hit
     if hit is not None and hit.first <= first and last <= hit.last:
         return hit
-    today = pd.Timestamp.today().normalize()
-    lo = min(first, today - pd.DateOffset(years=_BACK))
-    hi = max(last, today + pd.DateOffset(years=_AHEAD))
+    lo, hi = _span(first, last)
     if hit is not None:
         lo, hi = min(lo, hit.first), max(hi, hit.last)
+    _CACHE[name] = _made(name, lo, hi)
+    return _CACHE[name]
+
+
+def _span(first, last) -> tuple:
+    """The dates a calendar asked for ``first``..``last`` is built for: at least _BACK years
+    before today to _AHEAD years after."""
+    import pandas as pd
+
+    today = pd.Timestamp.today().normalize()
+    return (min(first, today - pd.DateOffset(years=_BACK)),
+            max(last, today + pd.DateOffset(years=_AHEAD)))
+
+
+def _made(name: str, lo, hi) -> _Cached:
+    import pandas as pd
+
     cal, lo, hi = _build(name, lo, hi)
     sched = cal.schedule.copy()
     sched.index = pd.DatetimeIndex(sched.index).tz_localize(None).normalize()
-    _CACHE[name] = _Cached(sched, str(cal.tz), lo, hi)
-    return _CACHE[name]
+    return _Cached(sched, str(cal.tz), lo, hi)
+
+
+_PREFETCH = "calendar:"   # forked's key of a calendar's prefetch
+
+
+def prefetch(name: str) -> bool:
+    """Build calendar ``name`` for the dates around today in a forked child (``forked``: only
+    before TensorFlow is loaded), while this process goes on (``run`` and ``predict`` import
+    TensorFlow and load or train a model first): importing exchange_calendars and building the
+    schedule take about a second, which the first lookup then skips, taking the child's
+    schedule. Whether a child started (not when the calendar is built already)."""
+    import pandas as pd
+
+    if name in _CACHE:
+        return False
+    today = pd.Timestamp.today().normalize()
+    return forked.start(_PREFETCH + name, _made, name, *_span(today, today))
 
 
 def _day(d):
