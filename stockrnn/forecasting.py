@@ -97,7 +97,7 @@ def prefetch_calendar(run: RunDir) -> None:
         name = run.meta().get("calendar")
     except RunError:
         return
-    if name:
+    if isinstance(name, str) and name:  # else forecast's checks say what is wrong
         calendars.prefetch(name)
 
 

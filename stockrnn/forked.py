@@ -13,12 +13,15 @@ result was never asked for is ended when this process exits.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -40,10 +43,18 @@ def start(key: str, fn: Callable[..., Any], *args) -> bool:
         return True
     if not can_fork():
         return False
-    read, write = os.pipe()
-    with warnings.catch_warnings():  # Python 3.12+ warns of the math library's idle threads
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    try:
+        read, write = os.pipe()
+    except OSError:  # out of file descriptors: the caller does the work itself
+        return False
+    try:
+        with warnings.catch_warnings():  # Python 3.12+ warns of the math library's idle threads
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    except OSError:  # out of processes or memory
+        os.close(read)
+        os.close(write)
+        return False
     if pid == 0:  # the child: never returns
         code = 1
         try:
@@ -64,18 +75,32 @@ def start(key: str, fn: Callable[..., Any], *args) -> bool:
     return True
 
 
-def result(key: str) -> Any | None:
-    """What the child started for ``key`` returned (waiting for it), or None: nothing was
-    started for it, or the child failed."""
+def result(key: str, timeout: float | None = None) -> Any | None:
+    """What the child started for ``key`` returned (waiting for it, at most ``timeout``
+    seconds when given), or None: nothing was started for it, the child failed, or it took
+    longer (it is then ended)."""
     job = _pending.pop(key, None)
     if job is None:
         return None
     pid, read = job
+    deadline = None if timeout is None else time.monotonic() + timeout
+    chunks: list[bytes] | None = []
     try:
-        with open(read, "rb") as fh:
-            data = fh.read()
+        while True:
+            if deadline is not None and not select.select(
+                    [read], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                chunks = None  # too slow (or hung): the caller does the work itself
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                break
+            chunk = os.read(read, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
     finally:
+        os.close(read)
         _, status = os.waitpid(pid, 0)
+    data = b"".join(chunks) if chunks is not None else b""
     if status != 0 or not data:
         return None
     try:

@@ -109,9 +109,8 @@ def diebold_mariano(errors_model, errors_ref, horizon: int = 1, power: float = 1
 
 
 def direction_test(hits: int, n: int) -> float | None:
-    """Two-sided exact binomial p-value of ``hits`` right calls out of ``n`` against a coin."""
-    if not 0 <= hits <= n:
-        raise ValueError(f"`hits` must be between 0 and n. Received: hits={hits}, n={n}")
+    """Two-sided exact binomial p-value of ``hits`` right calls out of ``n`` against a coin
+    (``metrics.binomial_p_value``)."""
     return binomial_p_value(hits, n)
 
 

@@ -278,6 +278,19 @@ out["equal"] = bool(got.equals(own) and child.schedule.equals(calendars._CACHE["
                     calendars._CACHE["XNYS"].first, calendars._CACHE["XNYS"].last))
 out["sessions_2024"] = len(got)
 out["again"] = calendars.prefetch("XNYS")  # built now: no child
+# a child slower than the caller's wait is ended and gives None (the caller does the work)
+import os, time
+from stockrnn import forked
+forked.start("slow", time.sleep, 30)
+[(pid, _)] = forked._pending.values()
+t = time.monotonic()
+out["slow"] = forked.result("slow", timeout=0.3)
+out["slow_waited"] = time.monotonic() - t
+try:
+    os.kill(pid, 0)
+    out["slow_ended"] = False
+except ProcessLookupError:
+    out["slow_ended"] = True
 print(json.dumps(out))
 """
 
@@ -298,3 +311,4 @@ def test_a_prefetched_calendar_is_built_in_a_child_and_taken_from_it(tmp_path):
     assert out["started"] and not out["imported_here"] and not out["imported_after"]
     assert out["equal"] and out["sessions_2024"] == 252
     assert out["again"] is False
+    assert out["slow"] is None and out["slow_waited"] < 5 and out["slow_ended"]

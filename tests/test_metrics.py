@@ -153,12 +153,22 @@ def test_binomial_p_value():
     assert metrics.binomial_p_value(0, 0) is None
 
 
+def exact_two_sided(k: int, n: int) -> float:
+    """The two-sided p-value against a coin from the exact sum of the binomial coefficients
+    (Python integers, one rounding)."""
+    m, tail, term = min(k, n - k), 0, 1
+    for i in range(m + 1):
+        tail += term
+        term = term * (n - i) // (i + 1)
+    return min(1.0, 2 * tail / 2**n)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 57, 250, 251, 1000, 5003,
                                metrics.EXACT_BINOMIAL_MAX_N + 1, 60_000])
 def test_binomial_p_value_is_scipys_binomtest(n):
-    """The exact integer sum (and scipy.special's CDF beyond EXACT_BINOMIAL_MAX_N points)
-    gives scipy.stats.binomtest's two-sided p-value, on every count of hits up to 300 points
-    and on a spread of them beyond."""
+    """The exact integer sum (and scipy.special's CDF beyond EXACT_BINOMIAL_MAX_N points) gives
+    scipy.stats.binomtest's two-sided p-value, on every count of hits up to 300 points and on a
+    spread of them beyond; beyond EXACT_BINOMIAL_MAX_N also the exact sum's, within 1e-9."""
     from scipy.stats import binomtest
 
     hits = range(n + 1) if n <= 300 else sorted({0, 1, n // 3, n // 2 - 150, n // 2 - 1, n // 2,
@@ -167,6 +177,20 @@ def test_binomial_p_value_is_scipys_binomtest(n):
         p = metrics.binomial_p_value(k, n)
         assert p == pytest.approx(binomtest(k, n, 0.5).pvalue, rel=1e-10, abs=1e-300), (k, n)
         assert p == metrics.binomial_p_value(n - k, n)  # two-sided: symmetric
+        if n > metrics.EXACT_BINOMIAL_MAX_N and k in (n // 2 - 150, n // 2 + 97):
+            assert p == pytest.approx(exact_two_sided(k, n), rel=1e-9), (k, n)
+
+
+def test_binomial_p_value_takes_numpy_counts_and_refuses_impossible_ones():
+    assert metrics.binomial_p_value(np.int64(40), np.int64(100)) == metrics.binomial_p_value(40, 100)
+    from scipy.stats import binomtest
+
+    assert metrics.binomial_p_value(40, 100) == pytest.approx(binomtest(40, 100).pvalue, rel=1e-12)
+    for hits, n in ((7, 5), (-1, 5), (1, 0)):
+        with pytest.raises(ValueError, match="between 0 and n"):
+            metrics.binomial_p_value(hits, n)
+    with pytest.raises(TypeError):
+        metrics.binomial_p_value(2.5, 10)
 
 
 def test_metrics_and_significance_import_no_scipy_stats():

@@ -150,7 +150,8 @@ def _calendar(name: str, first, last) -> _Cached:
     first, last = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
     hit = _CACHE.get(name)
     if hit is None:
-        hit = forked.result(_PREFETCH + name)  # None when none was started, or it failed
+        # None when none was started, or it failed or hung
+        hit = forked.result(_PREFETCH + name, timeout=_PREFETCH_WAIT_S)
         if hit is not None:
             _CACHE[name] = hit
     if hit is not None and hit.first <= first and last <= hit.last:
@@ -182,6 +183,7 @@ def _made(name: str, lo, hi) -> _Cached:
 
 
 _PREFETCH = "calendar:"   # forked's key of a calendar's prefetch
+_PREFETCH_WAIT_S = 30     # a build takes about a second; a child slower than this is ended
 
 
 def prefetch(name: str) -> bool:
@@ -189,7 +191,9 @@ def prefetch(name: str) -> bool:
     before TensorFlow is loaded), while this process goes on (``run`` and ``predict`` import
     TensorFlow and load or train a model first): importing exchange_calendars and building the
     schedule take about a second, which the first lookup then skips, taking the child's
-    schedule. Whether a child started (not when the calendar is built already)."""
+    schedule. It covers the usual span around today (``_BACK`` years back); a lookup of older
+    dates (``--as-of`` far back, covariates over a longer history) builds it wider here, as
+    without a prefetch. Whether a child started (not when the calendar is built already)."""
     import pandas as pd
 
     if name in _CACHE:
