@@ -7,6 +7,9 @@ BACKEND ?= tensorflow
 PYTEST_ARGS ?=
 # test processes (pytest-xdist; whole files per process, so module fixtures are built once, in
 # the order of tests/conftest.py's SLOW_FILES)
+# Only the pytest plugins the suite uses (xdist, hypothesis) are loaded: pytest rewrites the
+# asserts of every module of every installed plugin's package (fugue, anyio, ... come with the
+# extras), about 2 CPU-s in each test process
 TEST_WORKERS ?= auto
 export KERAS_BACKEND := $(BACKEND)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -32,7 +35,8 @@ demo: $(STAMP)
 
 ## test: create/update .venv and run the whole test suite (offline)
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/python -m pytest -p xdist -p hypothesispytest \
+		-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 ## test-oldest: the training, resume and dataset tests on the oldest allowed Keras/TensorFlow (.venv-oldest)
 test-oldest:
