@@ -153,23 +153,18 @@ def test_binomial_p_value():
     assert metrics.binomial_p_value(0, 0) is None
 
 
-def exact_two_sided(k: int, n: int) -> float:
-    """The two-sided p-value against a coin from the exact sum of the binomial coefficients
-    (Python integers, one rounding)."""
-    m, tail, term = min(k, n - k), 0, 1
-    for i in range(m + 1):
-        tail += term
-        term = term * (n - i) // (i + 1)
-    return min(1.0, 2 * tail / 2**n)
-
-
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 57, 250, 251, 1000, 5003,
                                metrics.EXACT_BINOMIAL_MAX_N + 1, 60_000])
-def test_binomial_p_value_is_scipys_binomtest(n):
+def test_binomial_p_value_is_scipys_binomtest(n, monkeypatch):
     """The exact integer sum (and scipy.special's CDF beyond EXACT_BINOMIAL_MAX_N points) gives
     scipy.stats.binomtest's two-sided p-value, on every count of hits up to 300 points and on a
     spread of them beyond; beyond EXACT_BINOMIAL_MAX_N also the exact sum's, within 1e-9."""
     from scipy.stats import binomtest
+
+    def exact(k):  # the integer sum, whatever n
+        with monkeypatch.context() as m:
+            m.setattr(metrics, "EXACT_BINOMIAL_MAX_N", n)
+            return metrics.binomial_p_value(k, n)
 
     hits = range(n + 1) if n <= 300 else sorted({0, 1, n // 3, n // 2 - 150, n // 2 - 1, n // 2,
                                                   n // 2 + 1, n // 2 + 97, n - 1, n})
@@ -178,7 +173,7 @@ def test_binomial_p_value_is_scipys_binomtest(n):
         assert p == pytest.approx(binomtest(k, n, 0.5).pvalue, rel=1e-10, abs=1e-300), (k, n)
         assert p == metrics.binomial_p_value(n - k, n)  # two-sided: symmetric
         if n > metrics.EXACT_BINOMIAL_MAX_N and k in (n // 2 - 150, n // 2 + 97):
-            assert p == pytest.approx(exact_two_sided(k, n), rel=1e-9), (k, n)
+            assert p == pytest.approx(exact(k), rel=1e-9), (k, n)
 
 
 def test_binomial_p_value_takes_numpy_counts_and_refuses_impossible_ones():
