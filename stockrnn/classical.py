@@ -27,6 +27,7 @@ metrics' ``notes``), never an error.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -63,6 +64,15 @@ def _statsforecast():
 
 def available() -> bool:
     return _statsforecast() is not None
+
+
+def preload() -> None:
+    """Import statsforecast's models now when it is installed (a fork server's preload,
+    ``stockrnn.preload``); nothing is said when it is missing or broken: the job that needs
+    it says so, as in any process."""
+    if importlib.util.find_spec("statsforecast") is not None:
+        with contextlib.suppress(Exception):
+            from statsforecast import ets, models  # noqa: F401
 
 
 def forecasts(prices: np.ndarray, train_end: int, anchors: np.ndarray, steps: np.ndarray,

@@ -4,6 +4,7 @@ functions too), no private name imported across modules, and a light ``import st
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import subprocess
 import sys
@@ -93,15 +94,18 @@ def test_keras_loads_without_scikit_learn_which_imports_as_usual_afterwards(work
     scikit-learn wrappers: stockrnn loads both without it (1.3-2 s less start-up), and the
     process imports it as usual afterwards. Checked in a process forked from a server that
     imported stockrnn.preload, as ``--jobs`` workers are (tests/test_backends.py checks a fresh
-    process that picks JAX)."""
+    process that picks JAX); such a process also starts with statsforecast (the baselines every
+    job fits) when the stats extra is installed, and did not import it again."""
     pytest.importorskip("sklearn")
+    stats = importlib.util.find_spec("statsforecast") is not None
     code = ("import sys; print('tensorflow' in sys.modules, 'keras' in sys.modules, "
-            "'sklearn' in sys.modules); from sklearn.preprocessing import MinMaxScaler; "
+            "'sklearn' in sys.modules, 'statsforecast.models' in sys.modules); "
+            "from sklearn.preprocessing import MinMaxScaler; "
             "print(MinMaxScaler().fit([[1.0], [3.0]]).data_max_[0])")
     child = Child([], work, dict(os.environ), code=code)
     out, err = child.communicate(120)
     assert child.returncode == 0, err
-    assert out.split() == ["True", "True", "False", "3.0"]
+    assert out.split() == ["True", "True", "False", str(stats), "3.0"]
 
 
 def test_a_hidden_module_fails_to_import_only_while_hidden(tmp_path, monkeypatch):
