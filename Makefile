@@ -10,6 +10,9 @@ PYTEST_ARGS ?=
 # Only the pytest plugins the suite uses (xdist, hypothesis) are loaded: pytest rewrites the
 # asserts of every module of every installed plugin's package (fugue, anyio, ... come with the
 # extras), about 2 CPU-s in each test process
+# Python may write its bytecode caches (__pycache__/, ignored by git) even where
+# PYTHONDONTWRITEBYTECODE is set: else every test process compiles the test files (with pytest's
+# assert rewriting) and every process the tests start compiles stockrnn again
 TEST_WORKERS ?= auto
 export KERAS_BACKEND := $(BACKEND)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -35,7 +38,7 @@ demo: $(STAMP)
 
 ## test: create/update .venv and run the whole test suite (offline)
 test: $(STAMP)
-	PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/python -m pytest -p xdist -p hypothesispytest \
+	PYTHONDONTWRITEBYTECODE= PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(BIN)/python -m pytest -p xdist -p hypothesispytest \
 		-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 ## test-oldest: the training, resume and dataset tests on the oldest allowed Keras/TensorFlow (.venv-oldest)

@@ -48,18 +48,23 @@ _fits: dict[tuple[str, str], object] = {}   # (name, hash of the training log pr
 _told = False
 
 
+def _import():
+    """``statsforecast.models`` and ``statsforecast.ets`` (raises when not importable)."""
+    from statsforecast import ets, models
+
+    return models, ets
+
+
 def _statsforecast():
-    """``statsforecast.models`` and ``statsforecast.ets``, or None when not installed (said
-    once per process)."""
+    """``_import()``, or None when not installed (said once per process)."""
     global _told
     try:
-        from statsforecast import ets, models
+        return _import()
     except Exception as exc:  # ImportError, or a broken install
         if not _told:
             log.info("%s (%s)", NOT_INSTALLED, exc)
             _told = True
         return None
-    return models, ets
 
 
 def available() -> bool:
@@ -72,7 +77,7 @@ def preload() -> None:
     it says so, as in any process."""
     if importlib.util.find_spec("statsforecast") is not None:
         with contextlib.suppress(Exception):
-            from statsforecast import ets, models  # noqa: F401
+            _import()
 
 
 def forecasts(prices: np.ndarray, train_end: int, anchors: np.ndarray, steps: np.ndarray,
