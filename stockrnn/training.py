@@ -437,7 +437,7 @@ def fit_ensemble(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *,
     member's facts."""
     from stockrnn.models import ensemble
 
-    use(backend)
+    keras = use(backend)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing warnings between members
     todo = ensemble.members(model_cfg, train_cfg.seed)
     facts, networks = [], {}
@@ -454,7 +454,9 @@ def fit_ensemble(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *,
                           resume=resume, progress=progress, backend=backend)}
             atomic.write_json(mrun.path / MEMBER_FILE, done)
         facts.append(done)
-        networks[m.name] = load_model(mrun.model)
+        # its own copy, from its file: the model a member trained on stays in _COMPILED, and
+        # the next member of its shape (another seed) trains that same model again
+        networks[m.name] = keras.models.load_model(mrun.model, compile=False)
     va = ds.splits["val"]
     model = ensemble.combine(networks, tuple(va.x.shape[1:]))
     start_loss = loss_of_zero(train_cfg.loss, va.y)

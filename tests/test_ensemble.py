@@ -165,6 +165,27 @@ def test_seed_ensemble_resumes_keeping_finished_members(tmp_path, sample_data, m
                                                         strict=True))
 
 
+def test_a_seed_ensemble_averages_its_own_members(tmp_path, sample_data):
+    """Members of one shape (one family, two seeds) train one after another on the same
+    compiled model (``training._COMPILED``); each is still its own network in the ensemble: the
+    ensemble, as this process holds it and as loaded from its file, is the mean of the members'
+    files."""
+    import keras
+
+    cfg = config(tmp_path, sample_data, "model.members=[{type: conv1d, filters: 4, "
+                 "kernel_size: 3}]", "model.seeds=[1, 2]", "train.epochs=1")
+    rd = stages.train(cfg, RunOptions(progress="none"))
+    run = rd.path
+    x = forecasting.run_dataset(rd, cfg, forecasting.load_run(rd)[1]).splits["val"].x
+    outs = [training.predict(keras.models.load_model(run / "members" / n / "model.keras",
+                                                     compile=False), x)
+            for n in ("conv1d_s1", "conv1d_s2")]
+    assert not np.allclose(outs[0], outs[1])
+    for model in (training.load_model(run / "model.keras"),
+                  keras.models.load_model(run / "model.keras", compile=False)):
+        np.testing.assert_allclose(training.predict(model, x), np.mean(outs, axis=0), atol=1e-6)
+
+
 @pytest.mark.parametrize("overrides, key, says", [
     (["model.type=ensemble"], "model.members", "needs members"),
     (["model.type=ensemble", "model.members=[lstm]"], "model.members", "ensemble of one model"),
