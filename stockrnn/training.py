@@ -262,12 +262,15 @@ def previous_best(history: Path) -> float | None:
         return None
 
 
-# The last compiled model and what its compiled steps were built for: a later fit with the same
-# model, input shape, optimizer, loss, batch size and steps per execution (a backtest's next
-# fold, the next ticker of a batch) trains that model again, with the initial weights and the
-# fresh optimizer state a new build would have, instead of tracing (TensorFlow) or compiling
-# (JAX) the same steps again. The numbers are the same as with a new model.
-_COMPILED: dict[tuple, object] = {}
+# The last few compiled models, by what their compiled steps were built for: a later fit with
+# the same model, input shape, optimizer, loss, batch size and steps per execution (a backtest's
+# next fold, the next ticker of a batch, an ensemble's members for the next ticker or fold)
+# trains that model again, with the initial weights and the fresh optimizer state a new build
+# would have, instead of tracing (TensorFlow) or compiling (JAX) the same steps again. The
+# numbers are the same as with a new model. Kept: the most recently used, enough for the
+# distinct members of an ensemble.
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+_COMPILED_KEPT = 4
 
 
 def compiled_model(model_cfg, train_cfg: TrainConfig, input_shape: tuple, horizon: int,
@@ -283,7 +286,7 @@ def compiled_model(model_cfg, train_cfg: TrainConfig, input_shape: tuple, horizo
            keras.backend.backend())
     cached = _COMPILED.get(key)
     if cached is not None and _reset(cached, model, new_optimizer(train_cfg)):
-        return cached
+        return _keep(key, cached)
     model.compile(optimizer=new_optimizer(train_cfg), loss=LOSSES[train_cfg.loss],
                   steps_per_execution=steps)
     # The optimizer's variables now: Keras on TensorFlow would create them inside the first
@@ -293,8 +296,15 @@ def compiled_model(model_cfg, train_cfg: TrainConfig, input_shape: tuple, horizo
     from stockrnn import jaxsteps
 
     jaxsteps.install(model, train_cfg.batch_size, steps)
-    _COMPILED.clear()
+    return _keep(key, model)
+
+
+def _keep(key: tuple, model):
+    """``model`` is the most recently used compiled model (of ``_COMPILED_KEPT``)."""
     _COMPILED[key] = model
+    _COMPILED.move_to_end(key)
+    while len(_COMPILED) > _COMPILED_KEPT:
+        _COMPILED.popitem(last=False)
     return model
 
 
@@ -455,7 +465,7 @@ def fit_ensemble(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *,
             atomic.write_json(mrun.path / MEMBER_FILE, done)
         facts.append(done)
         # its own copy, from its file: the model a member trained on stays in _COMPILED, and
-        # the next member of its shape (another seed) trains that same model again
+        # the next member of its shape (another seed, the next ticker or fold) trains it again
         networks[m.name] = keras.models.load_model(mrun.model, compile=False)
     va = ds.splits["val"]
     model = ensemble.combine(networks, tuple(va.x.shape[1:]))

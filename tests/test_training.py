@@ -335,6 +335,26 @@ def test_a_reused_compiled_model_trains_like_a_new_one(folders, monkeypatch):
     np.testing.assert_array_equal(training.predict(reloaded, ds.splits["val"].x), first_pred)
 
 
+def test_compiled_models_of_alternating_shapes_are_each_reused(folders, monkeypatch):
+    """Trainings that alternate between shapes (an ensemble's LSTM and Conv1D members, fold
+    after fold) each reuse their shape's compiled model, with a new model's numbers; only the
+    last ``_COMPILED_KEPT`` used are kept."""
+    lstm = load_config(SMOKE, ["model.units=[4]", "train.epochs=2", SHORT])
+    conv = load_config(SMOKE, ["model.type=conv1d", "model.filters=4", "model.kernel_size=3",
+                               "train.epochs=2", SHORT])
+    ds = dataset.build(stages.load_frame(lstm), lstm)
+    training._COMPILED.clear()
+    first = fit_history(lstm, ds, folders / "lstm1")
+    [compiled] = training._COMPILED.values()
+    fit_history(conv, ds, folders / "conv1")
+    assert fit_history(lstm, ds, folders / "lstm2") == first
+    assert list(training._COMPILED.values())[-1] is compiled and len(training._COMPILED) == 2
+    monkeypatch.setattr(training, "_COMPILED_KEPT", 1)
+    fit_history(conv, ds, folders / "conv2")  # drops the LSTM's
+    assert fit_history(lstm, ds, folders / "lstm3") == first
+    assert list(training._COMPILED.values()) != [compiled] and len(training._COMPILED) == 1
+
+
 def test_predict_calls_have_one_shape_and_give_the_same_bits_as_bigger_calls(monkeypatch):
     """``predict`` pads up to 4096 windows into calls of 256 rows (one traced shape, from a
     forecast's one window to a validation split), more into calls of 4096; a window's output
