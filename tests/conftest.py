@@ -40,6 +40,15 @@ if _WORKERS > 1:
 
     limit_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
 
+# statsforecast (when installed) is imported once per test process, as a `--jobs` worker has it
+# from its fork server: a test process evaluates many runs, and its first `run` would otherwise
+# fit the baselines in a forked child (classical.prefetch) that imports it again. What a
+# prefetch does is tested in test_classical, that `run` asks for it in test_cli_run, and the
+# fresh `stockrnn` processes of test_cron_example and test_ci_example prefetch for real.
+from stockrnn import classical  # noqa: E402
+
+classical.preload()
+
 # The slowest files first (measured wall seconds in `make test`, slowest first): the test
 # processes take whole files (--dist loadfile) in this order (the Makefile's
 # --no-loadscope-reorder: pytest-xdist would otherwise order them by their number of tests), so

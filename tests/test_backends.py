@@ -41,6 +41,10 @@ from stockrnn.cli import cli
 
 smoke = sys.argv[1]
 out = {}
+# statsforecast now, as in a test process: else the first run fits its baselines in a forked
+# child that imports it, and the covariates run (JAX loaded: no fork) imports it again
+from stockrnn import classical
+classical.preload()
 
 def call(name, *args):
     r = CliRunner().invoke(cli, list(args))

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from helpers import SMOKE, STAGES, copy_run, in_folder, invoke, is_png, run_child, run_zoo
 
-from stockrnn import runs
+from stockrnn import classical, runs
 from stockrnn.data import calendars, sources
 
 PLOTS = ("loss.png", "predictions_test.png", "residuals_test.png", "forecast.png")
@@ -32,9 +32,18 @@ def workdir(tmp_path_factory):
     """A folder with two `run`s of the smoke config: one plain, one gated with --max-mase 0.01
     and --no-plots."""
     base = tmp_path_factory.mktemp("runcli")
-    prefetch = calendars.prefetch
+    prefetch, baselines, forecasts = calendars.prefetch, classical.prefetch, classical.forecasts
+
+    def key(prices, train_end, anchors, steps, names=classical.NAMES) -> str:
+        prices, anchors, steps = classical._inputs(prices, anchors, steps)
+        return classical._key(prices, train_end, anchors, steps, names)
+
     with in_folder(base), pytest.MonkeyPatch.context() as mp:
         mp.setattr(calendars, "prefetch", lambda name: PREFETCHED.append(name) or prefetch(name))
+        mp.setattr(classical, "prefetch",
+                   lambda *a: BASELINES["asked"].append(key(*a)) or baselines(*a))
+        mp.setattr(classical, "forecasts",
+                   lambda *a: BASELINES["used"].append(key(*a)) or forecasts(*a))
         plain = invoke("run", "-c", SMOKE)
         gated = invoke("run", "-c", SMOKE, "--max-mase", "0.01", "--set", "paths.run_name=gated",
                        "--no-plots", code=3)
@@ -42,6 +51,8 @@ def workdir(tmp_path_factory):
 
 
 PREFETCHED: list[str] = []  # the calendars the module's two runs asked to prefetch
+BASELINES: dict[str, list[str]] = {"asked": [], "used": []}  # classical.prefetch's and
+# classical.forecasts' calls of those runs, by the key a prefetched result is taken by
 
 
 def run_dir(base: Path, result) -> Path:
@@ -67,6 +78,14 @@ def test_each_run_prefetches_its_forecast_calendar(workdir):
     """After prepare (before Keras is imported) and again in predict (already started or
     built by then): XNYS for GOOG. tests/test_calendars.py checks what a prefetch does."""
     assert PREFETCHED == ["XNYS"] * 4
+
+
+def test_each_run_prefetches_the_baselines_evaluate_takes(workdir):
+    """After prepare, each run asks for its test split's AutoARIMA/AutoETS forecasts ahead of
+    need (in a forked child where that is safe: tests/test_classical.py checks what a prefetch
+    does) with exactly the arguments evaluate then asks for, so the child's result is taken."""
+    assert len(BASELINES["asked"]) == 2
+    assert set(BASELINES["asked"]) <= set(BASELINES["used"])
 
 
 def test_run_dir_contents(workdir):
