@@ -587,7 +587,9 @@ def remember(path: Path, model) -> None:
 
 def load_model(path: Path):
     """The Keras model in ``path`` (uncompiled: for predictions), shared while the file is
-    unchanged."""
+    unchanged. It may be the compiled model its training used, which a later training of the
+    same shape in this process trains again (``compiled_model``): use it before the next
+    training, or take a copy from the file (as ``fit_ensemble`` does for its members)."""
     keras = use()
     key = _identity(path)
     if key in _MODELS:
