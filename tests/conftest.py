@@ -40,15 +40,6 @@ if _WORKERS > 1:
 
     limit_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
 
-# statsforecast (when installed) is imported once per test process, as a `--jobs` worker has it
-# from its fork server: a test process evaluates many runs, and its first `run` would otherwise
-# fit the baselines in a forked child (classical.prefetch) that imports it again. What a
-# prefetch does is tested in test_classical, that `run` asks for it in test_cli_run, and the
-# fresh `stockrnn` processes of test_cron_example and test_ci_example prefetch for real.
-from stockrnn import classical  # noqa: E402
-
-classical.preload()
-
 # The slowest files first (measured wall seconds in `make test`, slowest first): the test
 # processes take whole files (--dist loadfile) in this order (the Makefile's
 # --no-loadscope-reorder: pytest-xdist would otherwise order them by their number of tests), so
@@ -65,6 +56,20 @@ SLOW_FILES = ("test_ray.py", "test_backends.py", "test_backtest.py", "test_covar
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(SLOW_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _statsforecast_once():
+    """statsforecast (when installed) is imported once per test process, as a `--jobs` worker
+    has it from its fork server: a test process evaluates many runs, and its first `run` would
+    otherwise fit the baselines in a forked child (classical.prefetch) that imports it again.
+    What a prefetch does is tested in test_classical, that `run` asks for it in test_cli_run,
+    and the fresh `stockrnn` processes of test_cron_example and test_ci_example prefetch for
+    real. A fixture, not an import at the top of this file: pytest-xdist's controller, which
+    runs no test, imports this file before it starts the test processes."""
+    from stockrnn import classical
+
+    classical.preload()
 
 
 @pytest.fixture(scope="session", autouse=True)
