@@ -90,10 +90,9 @@ def forecasts(prices: np.ndarray, train_end: int, anchors: np.ndarray, steps: np
     ``steps``: the bars ahead of the origin each column forecasts (1 is the next row).
     ``names``: which of ``NAMES`` to forecast with.
     When ``prefetch`` started them with the same arguments, the child's forecasts are taken."""
-    prices, anchors, steps = _inputs(prices, anchors, steps)
-    got = forked.result(_key(prices, train_end, anchors, steps, names))
-    out, notes, failed = got if got is not None else \
-        _forecasts(prices, train_end, anchors, steps, names)
+    args, key = request(prices, train_end, anchors, steps, names)
+    got = forked.result(key)
+    out, notes, failed = got if got is not None else _forecasts(*args)
     for note in failed:
         log.warning("%s", note)
     return out, notes
@@ -106,24 +105,23 @@ def prefetch(prices: np.ndarray, train_end: int, anchors: np.ndarray, steps: np.
     beside this process's own work. Whether it started."""
     if "statsforecast" in sys.modules or importlib.util.find_spec("statsforecast") is None:
         return False
-    prices, anchors, steps = _inputs(prices, anchors, steps)
-    return len(anchors) > 0 and forked.start(_key(prices, train_end, anchors, steps, names),
-                                              _forecasts, prices, train_end, anchors, steps,
-                                              names)
+    args, key = request(prices, train_end, anchors, steps, names)
+    return len(args[2]) > 0 and forked.start(key, _forecasts, *args)
 
 
-def _inputs(prices, anchors, steps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def request(prices, train_end: int, anchors, steps, names: tuple[str, ...] = NAMES
+            ) -> tuple[tuple, str]:
+    """``forecasts``' arguments as its work takes them (prices up to the last anchor, nothing
+    later), and the key a prefetched result of them is found by: two calls with the same key
+    forecast the same."""
     anchors = np.asarray(anchors, dtype=int)
     steps = np.asarray(steps, dtype=int)
     upto = int(anchors.max()) + 1 if len(anchors) else 0
-    return np.asarray(prices, dtype="float64")[:upto], anchors, steps  # nothing later
-
-
-def _key(prices, train_end, anchors, steps, names) -> str:
+    prices = np.asarray(prices, dtype="float64")[:upto]
     h = hashlib.sha256(f"{train_end}|{','.join(names)}".encode())
     for a in (prices, anchors, steps):
         h.update(np.ascontiguousarray(a).tobytes() + b"|")
-    return h.hexdigest()
+    return (prices, train_end, anchors, steps, names), h.hexdigest()
 
 
 def _forecasts(prices, train_end, anchors, steps, names):

@@ -34,9 +34,8 @@ def workdir(tmp_path_factory):
     base = tmp_path_factory.mktemp("runcli")
     prefetch, baselines, forecasts = calendars.prefetch, classical.prefetch, classical.forecasts
 
-    def key(prices, train_end, anchors, steps, names=classical.NAMES) -> str:
-        prices, anchors, steps = classical._inputs(prices, anchors, steps)
-        return classical._key(prices, train_end, anchors, steps, names)
+    def key(*args) -> str:
+        return classical.request(*args)[1]
 
     with in_folder(base), pytest.MonkeyPatch.context() as mp:
         mp.setattr(calendars, "prefetch", lambda name: PREFETCHED.append(name) or prefetch(name))
