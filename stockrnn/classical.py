@@ -106,7 +106,8 @@ def prefetch(prices: np.ndarray, train_end: int, anchors: np.ndarray, steps: np.
     if "statsforecast" in sys.modules or importlib.util.find_spec("statsforecast") is None:
         return False
     args, key = request(prices, train_end, anchors, steps, names)
-    return len(args[2]) > 0 and forked.start(key, _forecasts, *args)
+    _, _, origins, _, _ = args
+    return len(origins) > 0 and forked.start(key, _forecasts, *args)
 
 
 def request(prices, train_end: int, anchors, steps, names: tuple[str, ...] = NAMES

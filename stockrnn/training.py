@@ -286,7 +286,7 @@ def compiled_model(model_cfg, train_cfg: TrainConfig, input_shape: tuple, horizo
            keras.backend.backend())
     cached = _COMPILED.get(key)
     if cached is not None and _reset(cached, model, new_optimizer(train_cfg)):
-        return _keep(key, cached)
+        return _most_recent(_COMPILED, key, cached, _COMPILED_KEPT)
     model.compile(optimizer=new_optimizer(train_cfg), loss=LOSSES[train_cfg.loss],
                   steps_per_execution=steps)
     # The optimizer's variables now: Keras on TensorFlow would create them inside the first
@@ -296,15 +296,16 @@ def compiled_model(model_cfg, train_cfg: TrainConfig, input_shape: tuple, horizo
     from stockrnn import jaxsteps
 
     jaxsteps.install(model, train_cfg.batch_size, steps)
-    return _keep(key, model)
+    return _most_recent(_COMPILED, key, model, _COMPILED_KEPT)
 
 
-def _keep(key: tuple, model):
-    """``model`` is the most recently used compiled model (of ``_COMPILED_KEPT``)."""
-    _COMPILED[key] = model
-    _COMPILED.move_to_end(key)
-    while len(_COMPILED) > _COMPILED_KEPT:
-        _COMPILED.popitem(last=False)
+def _most_recent(cache: collections.OrderedDict, key, model, kept: int):
+    """``model`` is the most recently used entry of ``cache``, which keeps the last ``kept``
+    (``_COMPILED``, ``_MODELS``); returns it."""
+    cache[key] = model
+    cache.move_to_end(key)
+    while len(cache) > kept:
+        cache.popitem(last=False)
     return model
 
 
@@ -580,9 +581,7 @@ def _forget(model) -> None:
 
 def remember(path: Path, model) -> None:
     """``model`` is what ``path`` (just written from it) holds."""
-    _MODELS[_identity(path)] = model
-    while len(_MODELS) > _MODELS_KEPT:
-        _MODELS.popitem(last=False)
+    _most_recent(_MODELS, _identity(path), model, _MODELS_KEPT)
 
 
 def load_model(path: Path):
@@ -593,8 +592,7 @@ def load_model(path: Path):
     keras = use()
     key = _identity(path)
     if key in _MODELS:
-        _MODELS.move_to_end(key)
-        return _MODELS[key]
+        return _most_recent(_MODELS, key, _MODELS[key], _MODELS_KEPT)
     model = keras.models.load_model(path, compile=False)
     remember(path, model)
     return model
