@@ -125,10 +125,41 @@ def _native_stderr_to_log():
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and Keras; make TensorFlow ops deterministic."""
-    keras = use()
-    keras.utils.set_random_seed(seed)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    """Seed Python, NumPy and Keras; make TensorFlow ops deterministic.
 
+    Keras seeds TensorFlow too (``tf.random.set_seed``, whichever the backend), and TensorFlow
+    then empties its kernel cache, to restart the counters of its stateful random ops: every
+    traced function then runs its first call as a new one (about 0.3 s for a model's training
+    function). A compiled model that trains again in this process (``training._COMPILED``)
+    paid that on every training. stockrnn's models draw their random numbers with Keras 3's
+    stateless ops and its ``tf.data`` shuffle has its own seed, so no stateful kernel needs
+    the restart: when TensorFlow's global seed is already ``seed`` it is not set again."""
+    keras = use()
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and _tf_global_seed() == seed:
+        with _set_attr(tf.random, "set_seed", lambda _seed: None):
+            keras.utils.set_random_seed(seed)
+    else:
+        keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
         tf.config.experimental.enable_op_determinism()
+
+
+def _tf_global_seed() -> int | None:
+    """TensorFlow's global seed (None until one is set, or where TensorFlow does not say)."""
+    try:
+        from tensorflow.python.eager import context
+    except ImportError:
+        return None
+    return getattr(context, "global_seed", lambda: None)()
+
+
+@contextlib.contextmanager
+def _set_attr(obj, name: str, value):
+    """``obj.name`` is ``value`` for the block."""
+    saved = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, saved)
