@@ -137,7 +137,9 @@ def seed_everything(seed: int) -> None:
     keras = use()
     tf = sys.modules.get("tensorflow")
     if tf is not None and _tf_global_seed() == seed:
-        with _set_attr(tf.random, "set_seed", lambda _seed: None):
+        from unittest import mock
+
+        with mock.patch.object(tf.random, "set_seed", lambda _seed: None):
             keras.utils.set_random_seed(seed)
     else:
         keras.utils.set_random_seed(seed)
@@ -153,13 +155,3 @@ def _tf_global_seed() -> int | None:
         return None
     return getattr(context, "global_seed", lambda: None)()
 
-
-@contextlib.contextmanager
-def _set_attr(obj, name: str, value):
-    """``obj.name`` is ``value`` for the block."""
-    saved = getattr(obj, name)
-    setattr(obj, name, value)
-    try:
-        yield
-    finally:
-        setattr(obj, name, saved)
