@@ -267,8 +267,10 @@ def previous_best(history: Path) -> float | None:
 # next fold, the next ticker of a batch, an ensemble's members for the next ticker or fold)
 # trains that model again, with the initial weights and the fresh optimizer state a new build
 # would have, instead of tracing (TensorFlow) or compiling (JAX) the same steps again. The
-# numbers are the same as with a new model. Kept: the most recently used, enough for the
-# distinct members of an ensemble.
+# numbers are the same as with a new model. The learning rate is not part of the key: it is
+# one of the optimizer's variables, which the reused model takes from the new optimizer (a
+# `tune` trial that changes only the rate trains the compiled model of the one before). Kept:
+# the most recently used, enough for the distinct members of an ensemble.
 _COMPILED: collections.OrderedDict = collections.OrderedDict()
 _COMPILED_KEPT = 4
 
@@ -281,9 +283,8 @@ def compiled_model(model_cfg, train_cfg: TrainConfig, input_shape: tuple, horizo
     if batches is not None:
         model_cfg = for_training(model_cfg, batches)
     model = build_model(model_cfg, input_shape, horizon)
-    key = (model_cfg.model_dump_json(), train_cfg.optimizer, train_cfg.learning_rate,
-           train_cfg.loss, train_cfg.batch_size, steps, tuple(input_shape), horizon,
-           keras.backend.backend())
+    key = (model_cfg.model_dump_json(), train_cfg.optimizer, train_cfg.loss,
+           train_cfg.batch_size, steps, tuple(input_shape), horizon, keras.backend.backend())
     cached = _COMPILED.get(key)
     if cached is not None and _reset(cached, model, new_optimizer(train_cfg)):
         return _most_recent(_COMPILED, key, cached, _COMPILED_KEPT)

@@ -335,6 +335,24 @@ def test_a_reused_compiled_model_trains_like_a_new_one(folders, monkeypatch):
     np.testing.assert_array_equal(training.predict(reloaded, ds.splits["val"].x), first_pred)
 
 
+def test_a_reused_compiled_model_takes_the_new_learning_rate(folders):
+    """A training that differs from the last one only in its learning rate reuses its compiled
+    model (the rate is an optimizer variable, set from the new optimizer) and gives the history
+    of a new model trained at that rate."""
+    base = ["model.units=[4]", "train.epochs=2", SHORT]
+    cfg = load_config(SMOKE, base)
+    faster = load_config(SMOKE, [*base, "train.learning_rate=0.05"])
+    ds = dataset.build(stages.load_frame(cfg), cfg)
+    training._COMPILED.clear()
+    slow = fit_history(cfg, ds, folders / "a")
+    [compiled] = training._COMPILED.values()
+    reused = fit_history(faster, ds, folders / "b")
+    assert list(training._COMPILED.values()) == [compiled]  # not compiled again
+    assert float(compiled.optimizer.learning_rate.numpy()) == pytest.approx(0.05)
+    training._COMPILED.clear()
+    assert fit_history(faster, ds, folders / "c") == reused != slow  # a new model: the same
+
+
 def test_seeding_again_with_the_same_seed_keeps_tensorflows_kernels():
     """``seed_everything`` with the seed TensorFlow already has leaves TensorFlow's kernel cache
     as it is (emptied, a reused compiled model's functions run their first call anew: about
