@@ -130,13 +130,14 @@ def seed_everything(seed: int) -> None:
     Keras seeds TensorFlow too (``tf.random.set_seed``, whichever the backend), and TensorFlow
     then empties its kernel cache, to restart the counters of its stateful random ops: every
     traced function then runs its first call as a new one (about 0.3 s for a model's training
-    function). A compiled model that trains again in this process (``training._COMPILED``)
-    paid that on every training. stockrnn's models draw their random numbers with Keras 3's
-    stateless ops and its ``tf.data`` shuffle has its own seed, so no stateful kernel needs
-    the restart: when TensorFlow's global seed is already ``seed`` it is not set again."""
+    function), which a compiled model trained again in this process (``training._COMPILED``:
+    the next ticker, fold or ensemble member) paid on every training. stockrnn's models draw
+    their random numbers with Keras 3's stateless ops, so no stateful kernel needs the restart:
+    TensorFlow's global seed (which the ``tf.data`` shuffle reads) is set here, as
+    ``tf.random.set_seed`` sets it, without emptying the cache."""
     keras = use()
     tf = sys.modules.get("tensorflow")
-    if tf is not None and _tf_global_seed() == seed:
+    if tf is not None and _set_tf_seed_keeping_kernels(seed):
         from unittest import mock
 
         with mock.patch.object(tf.random, "set_seed", lambda _seed: None):
@@ -147,11 +148,18 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _tf_global_seed() -> int | None:
-    """TensorFlow's global seed (None until one is set, or where TensorFlow does not say)."""
+def _set_tf_seed_keeping_kernels(seed: int) -> bool:
+    """What ``tf.random.set_seed`` does in eager mode (the global seed, and the generator of
+    the operation seeds of ops given none) but the kernel cache's emptying; False, changing
+    nothing, where TensorFlow's eager context is not built that way (then Keras seeds it)."""
+    import random
+
     try:
         from tensorflow.python.eager import context
     except ImportError:
-        return None
-    return getattr(context, "global_seed", lambda: None)()
-
+        return False
+    ctx = context.context()
+    if not (context.executing_eagerly() and hasattr(ctx, "_seed") and hasattr(ctx, "_rng")):
+        return False
+    ctx._seed, ctx._rng = seed, random.Random(seed)
+    return True

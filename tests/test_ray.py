@@ -219,8 +219,7 @@ def test_backtest_on_two_nodes_equals_serial(cluster, serial, driver, work):
 
 
 @needs_ray
-def test_a_lost_worker_node_fails_its_ticker_and_keeps_the_others(cluster, serial, driver,
-                                                                  work):
+def test_a_lost_worker_node_fails_its_ticker_and_keeps_the_others(cluster, driver, work):
     """The worker node is killed (every process of it, as if its machine were lost) once both
     tickers are training: its ticker is reported failed, the head's finishes and is kept, and
     the batch ends within seconds (no retries: docs/scale.md)."""

@@ -353,11 +353,11 @@ def test_a_reused_compiled_model_takes_the_new_learning_rate(folders):
     assert fit_history(faster, ds, folders / "c") == reused != slow  # a new model: the same
 
 
-def test_seeding_again_with_the_same_seed_keeps_tensorflows_kernels():
-    """``seed_everything`` with the seed TensorFlow already has leaves TensorFlow's kernel cache
-    as it is (emptied, a reused compiled model's functions run their first call anew: about
-    0.3 s a training); another seed empties it, as ``tf.random.set_seed`` always does. A
-    stateful random op shows which: its kernel's counter restarts only in a new kernel."""
+def test_seeding_keeps_tensorflows_kernels_and_sets_its_seed():
+    """``seed_everything`` sets TensorFlow's global seed as ``tf.random.set_seed`` does (the
+    ``tf.data`` shuffle's order, the seeds of ops given none) but leaves its kernel cache as it
+    is (emptied, a reused compiled model's functions would run their first call anew: about
+    0.3 s a training). A stateful random op shows the cache: its kernel's counter goes on."""
     import tensorflow as tf
 
     from stockrnn.backend import seed_everything
@@ -365,13 +365,21 @@ def test_seeding_again_with_the_same_seed_keeps_tensorflows_kernels():
     def draw():
         return float(tf.random.uniform([], seed=1))
 
+    def shuffled():
+        return [int(v) for v in tf.data.Dataset.range(20).shuffle(20, seed=7)]
+
+    def unseeded():  # the seeds an op given none takes: from the global seed's generator
+        return [tf.compat.v1.get_seed(None) for _ in range(3)]
+
+    tf.random.set_seed(4)
+    expected = (shuffled(), unseeded())
     seed_everything(3)
     first = [draw(), draw()]
     seed_everything(3)
     assert draw() not in first  # the same kernel, its counter went on
     seed_everything(4)
-    seed_everything(3)
-    assert draw() == first[0]  # new kernels since the seed changed: the sequence restarts
+    assert (shuffled(), unseeded()) == expected  # as after tf.random.set_seed(4)
+    assert draw() not in first  # a new seed kept the kernels too
 
 
 def test_compiled_models_of_alternating_shapes_are_each_reused(folders, monkeypatch):
