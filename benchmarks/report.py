@@ -110,6 +110,8 @@ def _speed(s: dict) -> list[str]:
                         num(ref.get("steady_ms_per_epoch"), ".1f"),
                         num(stk.get("steady_ms_per_epoch"), ".1f"),
                         num(stk.get("no_callbacks_ms_per_epoch"), ".1f"),
+                        num(stk.get("floor_ms_per_epoch"), ".1f"),
+                        num(r.get("floor_vs_same_backend"), ".3f", "x"),
                         num(r["steady_ms_per_epoch_vs_same_backend"], ".3f", "x"),
                         num(r.get("steady_cpu_ms_per_epoch_vs_same_backend"), ".3f", "x"),
                         num(r["steady_ms_per_epoch_vs_tf_reference"], ".3f", "x"),
@@ -121,12 +123,18 @@ def _speed(s: dict) -> list[str]:
                           num(r["fit_seconds_vs_tf_reference"], ".3f", "x")])
     out += ["Steady-state time per epoch (ms). \"stockrnn, no callbacks\" is a diagnostic: "
             "stockrnn's model, compile settings and input pipeline fitted without its "
-            "callbacks (not a target; the difference is their cost). \"CPU ratio\" is the "
+            "callbacks (not a target; the difference is their cost). \"floor\" is a "
+            "diagnostic too: the same network (LSTM or GRU) trained by hand in JAX "
+            "(benchmarks/floor.py: Keras' cell equations, Huber loss, Adam, every batch of an "
+            "epoch and its validation in one compiled call, no Keras, no callbacks), the "
+            "arithmetic alone; \"floor / plain Keras\" is the lowest ratio any "
+            "implementation of that model could reach on this machine. \"CPU ratio\" is the "
             "same ratio in CPU time, \"/ TF ref\" stockrnn against plain Keras on "
             "TensorFlow (figures, not targets):",
             "",
             *table(["family", "backend", "params", "plain Keras", "stockrnn",
-                    "stockrnn, no callbacks", "stockrnn / plain Keras", "CPU ratio",
+                    "stockrnn, no callbacks", "floor", "floor / plain Keras",
+                    "stockrnn / plain Keras", "CPU ratio",
                     "/ TF ref", "target", "status"], rows_ms), "",
             "Train wall time (s). Reference total = windows + scaling + model + fit; stockrnn "
             "total = `stages.train` (load, windows, fit with its callbacks, model save, "

@@ -142,7 +142,7 @@ def measure_one(impl: str, family: str, epochs: int, backend: str, workdir: Path
     import os
     import sys
 
-    from benchmarks import reference
+    from benchmarks import floor, reference
     from stockrnn import training
 
     try:
@@ -157,6 +157,12 @@ def measure_one(impl: str, family: str, epochs: int, backend: str, workdir: Path
                 r["no_callbacks"] = train_core(family, epochs, backend, workdir / family)
             except Exception as exc:  # internals changed: the diagnostic is optional
                 r["no_callbacks"] = {"failed": f"{type(exc).__name__}: {exc}"}
+            if backend == "jax" and family in floor.FAMILIES:  # a diagnostic too
+                try:
+                    r["floor"] = floor.measure(family, r["train_samples"], r["val_samples"],
+                                               LOOK_BACK, BATCH, epochs, WARMUP_EPOCHS)
+                except Exception as exc:
+                    r["floor"] = {"failed": f"{type(exc).__name__}: {exc}"}
         r["steady_ms_per_epoch"] = steady_ms(r["epoch_seconds"])
         r["load_average"] = list(os.getloadavg())
         print(f"{impl} {family}: {r['steady_ms_per_epoch']:.1f} ms/epoch, "
@@ -235,6 +241,8 @@ def summarize(runs: list[dict], families) -> dict:
                                            if r["epoch_seconds"]),
             "no_callbacks_ms_per_epoch": _median(r.get("no_callbacks", {})
                                                  .get("steady_ms_per_epoch") for r in good),
+            "floor_ms_per_epoch": _median(r.get("floor", {}).get("steady_ms_per_epoch")
+                                          for r in good),
             "steady_epochs": len(pooled),
             "parameters": good[0]["parameters"], "train_samples": good[0]["train_samples"],
             "repeats": reps}
@@ -256,6 +264,9 @@ def ratios(backends: dict, families) -> list[dict]:
             for metric in ("steady_ms_per_epoch", "steady_cpu_ms_per_epoch", "fit_seconds"):
                 row[f"{metric}_vs_same_backend"] = _ratio(stk, ref, metric)
                 row[f"{metric}_vs_tf_reference"] = _ratio(stk, base, metric)
+            floor_ms = stk.get("floor_ms_per_epoch")  # a diagnostic (benchmarks/floor.py)
+            row["floor_vs_same_backend"] = _ratio({"ms": floor_ms},
+                                                  {"ms": ref.get("steady_ms_per_epoch")}, "ms")
             limit = targets.SPEED_SAME_BACKEND
             # The target is the steady-state epoch; the fit wall time (first-epoch
             # tracing/compilation included) is reported beside it as a figure, not a target.

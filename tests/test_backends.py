@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import CONFIGS, EXPORT_LOADERS, SMOKE, forecasts_on_the_test_split, invoke
+from helpers import CONFIGS, EXPORT_LOADERS, REPO, SMOKE, forecasts_on_the_test_split, invoke
 
 from stockrnn.config import load_config
 
@@ -105,6 +105,34 @@ out["loops"]["installed"] = getattr(next(reversed(training._COMPILED.values())),
                                     "_stockrnn_loop", None)
 out["loops"].update(reused=history_of("reused"),
                     per_batch=history_of("per_batch", "train.steps_per_execution=1"))
+
+# benchmarks/floor.py's hand-written network (the per-epoch compute floor in docs/benchmarks.md)
+# is Keras' own: one epoch of one batch there and Keras' train_on_batch from the same weights
+import numpy as np
+sys.path.insert(0, sys.argv[3])
+from benchmarks import floor
+keras = use()
+out["floor"] = {}
+for family, layer in (("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU)):
+    model = keras.Sequential([keras.Input((5, 1)), layer(floor.UNITS),
+                              keras.layers.Dense(floor.DENSE, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(1e-3), keras.losses.Huber())
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(2, 8, 5, 1)).astype("float32"), rng.normal(size=(2, 8, 1)).astype("float32")
+    w = model.get_weights()
+    bias = w[2].reshape(2, -1) if w[2].ndim == 2 else np.stack([w[2], np.zeros_like(w[2])])
+    params = dict(zip(("W", "U", "b", "D1", "d1", "D2", "d2"), [w[0], w[1], bias, *w[3:]]))
+    zeros = {k: np.zeros_like(v) for k, v in params.items()}
+    state, val = floor.epoch_function(family, 1, 8)((params, zeros, dict(zeros), np.float32(0)),
+                                                    x[:1], y[:1], x[1:], y[1:])
+    model.train_on_batch(x[0], y[0])
+    mine = {k: np.asarray(v) for k, v in state[0].items()}
+    mine["b"] = mine["b"] if family == "gru" else mine["b"][0]
+    after = [mine[k] for k in ("W", "U", "b", "D1", "d1", "D2", "d2")]
+    out["floor"][family] = {
+        "weights": max(float(np.abs(a - b).max()) for a, b in zip(after, model.get_weights())),
+        "val": [float(val), float(model.evaluate(x[1], y[1], verbose=0))]}
 print(json.dumps(out))
 """
 
@@ -115,7 +143,7 @@ def jax(tmp_path_factory) -> dict:
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "STOCKRNN_DATA_DIR": str(cwd / "data"),
            "STOCKRNN_RUNS_DIR": str(cwd / "runs")}
     proc = subprocess.run([sys.executable, "-c", DRIVER, str(SMOKE),
-                           str(CONFIGS / "lstm_covariates.yaml")], cwd=cwd, env=env,
+                           str(CONFIGS / "lstm_covariates.yaml"), str(REPO)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -224,3 +252,12 @@ def test_interrupted_jax_training_backs_up_and_resumes_on_jax(jax):
     assert meta["status"] == "complete" and meta["epochs_run"] == 4 and meta["backend"] == "jax"
     assert "jax" in meta["versions"]
     assert (run / "history.csv").read_text().count("\n") == 5  # header + 4 epochs, no repeats
+
+
+def test_the_benchmarks_hand_written_floor_network_is_keras_own(jax):
+    """docs/benchmarks.md's per-epoch floor on JAX (benchmarks/floor.py) trains the benchmark's
+    LSTM and GRU written by hand: from the same weights, its one-batch epoch gives the weights
+    of Keras' ``train_on_batch`` with Adam and Huber loss, and its validation loss Keras'."""
+    for family, got in jax["floor"].items():
+        assert got["weights"] < 1e-5, family
+        assert got["val"][0] == pytest.approx(got["val"][1], rel=1e-5), family
