@@ -5,8 +5,8 @@ A diagnostic beside the per-epoch targets: the same network as configs/<family>.
 training and validation windows and the same batch, trained with Huber loss and Adam written
 directly in JAX. A whole epoch (every training batch, then the validation forward pass) is one
 compiled call: no Keras, no callbacks, no Python between batches. Its steady-state ms/epoch is
-what XLA on this CPU needs for the arithmetic alone, so "floor / plain Keras" is the lowest
-ratio any implementation of this model could reach here.
+what XLA on this CPU needs for the arithmetic alone, so "floor / plain Keras" is about the
+lowest ratio an implementation of this model in XLA could reach here.
 """
 
 from __future__ import annotations

@@ -127,8 +127,8 @@ def _speed(s: dict) -> list[str]:
             "diagnostic too: the same network (LSTM or GRU) trained by hand in JAX "
             "(benchmarks/floor.py: Keras' cell equations, Huber loss, Adam, every batch of an "
             "epoch and its validation in one compiled call, no Keras, no callbacks), the "
-            "arithmetic alone; \"floor / plain Keras\" is the lowest ratio any "
-            "implementation of that model could reach on this machine. \"CPU ratio\" is the "
+            "arithmetic alone; \"floor / plain Keras\" is about the lowest ratio an "
+            "implementation of that model in XLA could reach on this machine. \"CPU ratio\" is the "
             "same ratio in CPU time, \"/ TF ref\" stockrnn against plain Keras on "
             "TensorFlow (figures, not targets):",
             "",
