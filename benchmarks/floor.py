@@ -19,14 +19,14 @@ UNITS = DENSE = 32
 
 
 def _init(jax, family: str, features: int):
+    """Small random kernels and zero biases (the timing does not depend on the values)."""
     gates = 4 if family == "lstm" else 3
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
-    normal = jax.random.normal
+    normal, zeros = jax.random.normal, jax.numpy.zeros
     return {"W": normal(keys[0], (features, gates * UNITS)) * 0.1,
-            "U": normal(keys[1], (UNITS, gates * UNITS)) * 0.1,
-            "b": normal(keys[2], (2, gates * UNITS)) * 0.0,
-            "D1": normal(keys[3], (UNITS, DENSE)) * 0.1, "d1": normal(keys[3], (DENSE,)) * 0.0,
-            "D2": normal(keys[3], (DENSE, 1)) * 0.1, "d2": normal(keys[3], (1,)) * 0.0}
+            "U": normal(keys[1], (UNITS, gates * UNITS)) * 0.1, "b": zeros((2, gates * UNITS)),
+            "D1": normal(keys[2], (UNITS, DENSE)) * 0.1, "d1": zeros((DENSE,)),
+            "D2": normal(keys[3], (DENSE, 1)) * 0.1, "d2": zeros((1,))}
 
 
 def _forward(jax, family: str):
@@ -58,9 +58,11 @@ def _forward(jax, family: str):
     return forward
 
 
-def epoch_function(family: str, train_batches: int, batch: int):
-    """A jitted ``epoch(state, x, y, xv) -> (state, val_loss)``: ``train_batches`` Adam steps
-    over ``x`` (batches on the first axis), then the mean Huber loss over ``xv``."""
+def epoch_function(family: str, train_batches: int):
+    """A jitted ``epoch(state, x, y, xv, yv) -> (state, val_loss)``: ``train_batches`` Adam
+    steps over ``x``, ``y`` (batches on the first axis), then the mean Huber loss of the
+    validation batches ``xv``, ``yv``. ``state``: (params, Adam's m, v, step count).
+    ``b`` holds the input bias and, for the GRU, the recurrent one (Keras' reset_after)."""
     import jax
 
     jnp = jax.numpy
@@ -103,7 +105,7 @@ def measure(family: str, train_samples: int, val_samples: int, look_back: int, b
     y = rng.normal(size=(n, batch, 1)).astype("float32")
     xv = rng.normal(size=(nv, batch, look_back, 1)).astype("float32")
     yv = rng.normal(size=(nv, batch, 1)).astype("float32")
-    epoch = epoch_function(family, n, batch)
+    epoch = epoch_function(family, n)
     params = _init(jax, family, 1)
     zeros = jax.tree.map(jax.numpy.zeros_like, params)
     state = (params, zeros, jax.tree.map(jax.numpy.zeros_like, params), jax.numpy.float32(0))

@@ -124,8 +124,8 @@ for family, layer in (("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU)):
     bias = w[2].reshape(2, -1) if w[2].ndim == 2 else np.stack([w[2], np.zeros_like(w[2])])
     params = dict(zip(("W", "U", "b", "D1", "d1", "D2", "d2"), [w[0], w[1], bias, *w[3:]]))
     zeros = {k: np.zeros_like(v) for k, v in params.items()}
-    state, val = floor.epoch_function(family, 1, 8)((params, zeros, dict(zeros), np.float32(0)),
-                                                    x[:1], y[:1], x[1:], y[1:])
+    state, val = floor.epoch_function(family, 1)((params, zeros, dict(zeros), np.float32(0)),
+                                                 x[:1], y[:1], x[1:], y[1:])
     model.train_on_batch(x[0], y[0])
     mine = {k: np.asarray(v) for k, v in state[0].items()}
     mine["b"] = mine["b"] if family == "gru" else mine["b"][0]
