@@ -264,9 +264,8 @@ def ratios(backends: dict, families) -> list[dict]:
             for metric in ("steady_ms_per_epoch", "steady_cpu_ms_per_epoch", "fit_seconds"):
                 row[f"{metric}_vs_same_backend"] = _ratio(stk, ref, metric)
                 row[f"{metric}_vs_tf_reference"] = _ratio(stk, base, metric)
-            floor_ms = stk.get("floor_ms_per_epoch")  # a diagnostic (benchmarks/floor.py)
-            row["floor_vs_same_backend"] = _ratio({"ms": floor_ms},
-                                                  {"ms": ref.get("steady_ms_per_epoch")}, "ms")
+            row["floor_vs_same_backend"] = _ratio(  # a diagnostic (benchmarks/floor.py)
+                stk, ref, "floor_ms_per_epoch", "steady_ms_per_epoch")
             limit = targets.SPEED_SAME_BACKEND
             # The issue's target is the steady-state epoch; the fit wall time (first-epoch
             # tracing/compilation included) is reported beside it as a figure, not a target.
@@ -283,6 +282,7 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
-def _ratio(a: dict, b: dict, key: str) -> float | None:
-    x, y = a.get(key), b.get(key)
+def _ratio(a: dict, b: dict, key: str, b_key: str | None = None) -> float | None:
+    """``a[key] / b[b_key or key]``, None where either is missing."""
+    x, y = a.get(key), b.get(b_key or key)
     return x / y if isinstance(x, float | int) and isinstance(y, float | int) and y > 0 else None

@@ -121,7 +121,7 @@ for family, layer in (("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU)):
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(2, 8, 5, 1)).astype("float32"), rng.normal(size=(2, 8, 1)).astype("float32")
     w = model.get_weights()
-    bias = w[2].reshape(2, -1) if w[2].ndim == 2 else np.stack([w[2], np.zeros_like(w[2])])
+    bias = w[2] if w[2].ndim == 2 else np.stack([w[2], np.zeros_like(w[2])])  # GRU: (2, 3u)
     params = dict(zip(("W", "U", "b", "D1", "d1", "D2", "d2"), [w[0], w[1], bias, *w[3:]]))
     zeros = {k: np.zeros_like(v) for k, v in params.items()}
     state, val = floor.epoch_function(family, 1)((params, zeros, dict(zeros), np.float32(0)),
