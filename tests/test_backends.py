@@ -108,13 +108,15 @@ out["loops"].update(reused=history_of("reused"),
 
 # benchmarks/floor.py's hand-written network (the per-epoch compute floor in docs/benchmarks.md)
 # is Keras' own: one epoch of one batch there and Keras' train_on_batch from the same weights
+# (any random recurrent kernel: Keras' orthogonal one would compile a QR decomposition first)
 import numpy as np
 sys.path.insert(0, sys.argv[3])
 from benchmarks import floor
 keras = use()
 out["floor"] = {}
 for family, layer in (("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU)):
-    model = keras.Sequential([keras.Input((5, 1)), layer(floor.UNITS),
+    model = keras.Sequential([keras.Input((5, 1)),
+                              layer(floor.UNITS, recurrent_initializer="glorot_uniform"),
                               keras.layers.Dense(floor.DENSE, activation="relu"),
                               keras.layers.Dense(1)])
     model.compile(keras.optimizers.Adam(1e-3), keras.losses.Huber())
@@ -124,15 +126,14 @@ for family, layer in (("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU)):
     bias = w[2] if w[2].ndim == 2 else np.stack([w[2], np.zeros_like(w[2])])  # GRU: (2, 3u)
     params = dict(zip(("W", "U", "b", "D1", "d1", "D2", "d2"), [w[0], w[1], bias, *w[3:]]))
     zeros = {k: np.zeros_like(v) for k, v in params.items()}
-    state, val = floor.epoch_function(family, 1)((params, zeros, dict(zeros), np.float32(0)),
+    state, _ = floor.epoch_function(family, 1)((params, zeros, dict(zeros), np.float32(0)),
                                                  x[:1], y[:1], x[1:], y[1:])
     model.train_on_batch(x[0], y[0])
     mine = {k: np.asarray(v) for k, v in state[0].items()}
     mine["b"] = mine["b"] if family == "gru" else mine["b"][0]
     after = [mine[k] for k in ("W", "U", "b", "D1", "d1", "D2", "d2")]
-    out["floor"][family] = {
-        "weights": max(float(np.abs(a - b).max()) for a, b in zip(after, model.get_weights())),
-        "val": [float(val), float(model.evaluate(x[1], y[1], verbose=0))]}
+    out["floor"][family] = max(float(np.abs(a - b).max())
+                               for a, b in zip(after, model.get_weights(), strict=True))
 print(json.dumps(out))
 """
 
@@ -257,7 +258,8 @@ def test_interrupted_jax_training_backs_up_and_resumes_on_jax(jax):
 def test_the_benchmarks_hand_written_floor_network_is_keras_own(jax):
     """docs/benchmarks.md's per-epoch floor on JAX (benchmarks/floor.py) trains the benchmark's
     LSTM and GRU written by hand: from the same weights, its one-batch epoch gives the weights
-    of Keras' ``train_on_batch`` with Adam and Huber loss, and its validation loss Keras'."""
-    for family, got in jax["floor"].items():
-        assert got["weights"] < 1e-5, family
-        assert got["val"][0] == pytest.approx(got["val"][1], rel=1e-5), family
+    of Keras' ``train_on_batch`` with Adam and Huber loss (the same forward pass, gradients and
+    update; a gate in the wrong order is off by about 2e-3)."""
+    assert set(jax["floor"]) == {"lstm", "gru"}
+    for family, largest_difference in jax["floor"].items():
+        assert largest_difference < 1e-5, family
