@@ -259,14 +259,32 @@ def connect(ray, opts: RunOptions) -> bool:
         else:  # the workers import the driver's stockrnn, whatever else is installed
             here = str(Path(__file__).resolve().parents[1])
             path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
-            ray.init(num_cpus=opts.jobs * opts.threads, include_dashboard=False,
-                     log_to_driver=True, object_store_memory=128 * 1024 ** 2,
-                     runtime_env={"env_vars": {"PYTHONPATH": path}})
+            # in the environment the raylet starts with (and passes to its workers), not as a
+            # runtime_env: a job with one starts each worker through Ray's setup process
+            # (another Python importing Ray) and cannot use the workers Ray starts ahead
+            with _environ(PYTHONPATH=path):
+                ray.init(num_cpus=opts.jobs * opts.threads, include_dashboard=False,
+                         log_to_driver=True, object_store_memory=128 * 1024 ** 2)
     except Exception as exc:  # ConnectionError, timeouts, bad address: Ray raises many kinds
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise StockRNNError(f"cannot start or reach {where}: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     return True
+
+
+@contextlib.contextmanager
+def _environ(**values: str):
+    """These environment variables set inside the block, as they were after it."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def task_cpus(ray, threads: int) -> int:

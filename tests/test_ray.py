@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import socket
 import sys
 import threading
@@ -121,10 +122,12 @@ def test_local_ray_instance_batch_equals_serial(serial, monkeypatch, tmp_path):
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert not ray.is_initialized()
+    path = os.environ.get("PYTHONPATH")
     # one job: a Ray of 1 x 2 CPUs and one worker process, which imports TensorFlow once
     out = json.loads(invoke("run", *sets(**TINY), "--executor", "ray", "--jobs", "1",
                             "--json").stdout)
     assert out["status"] == "ok" and out["executor"] == "ray" and out["failed"] == []
+    assert os.environ.get("PYTHONPATH") == path  # set for Ray's processes only
     assert out["ray_address"] is None and not ray.is_initialized()  # shut down after
     for r in out["tickers"]:
         assert r["node"] and r["mase"] == pytest.approx(serial["batch"][r["ticker"]]["mase"],
