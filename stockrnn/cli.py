@@ -214,6 +214,12 @@ def prepare(ctx, config_path, overrides, wait):
     click.echo(prep.path)
 
 
+def plots_option(drawn: str):
+    """``--plots/--no-plots`` of a stage command that draws ``drawn``."""
+    return click.option("--plots/--no-plots", default=True, show_default=True,
+                        help=f"Draw {drawn} into the run's plots/.")
+
+
 @cli.command(context_settings=CONTEXT)
 @config_options
 @click.option("--resume", is_flag=True,
@@ -221,15 +227,16 @@ def prepare(ctx, config_path, overrides, wait):
 @wait_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @mlflow_option
+@plots_option("the loss plot (loss.png)")
 @click.pass_context
-def train(ctx, config_path, overrides, resume, wait, quiet, mlflow_uri):
+def train(ctx, config_path, overrides, resume, wait, quiet, mlflow_uri, plots):
     """Train the configured model into runs/<run_name>/<UTC timestamp>/ and print that path
     (from the prepared dataset when it is current, else building it first)."""
     from stockrnn import runs, stages
     from stockrnn.options import RunOptions
 
     cfg = load(config_path, [*overrides, *tracking_sets(mlflow_uri)])
-    run = stages.train(cfg, RunOptions(resume=resume, wait=wait,
+    run = stages.train(cfg, RunOptions(resume=resume, wait=wait, plots=plots,
                                        progress=progress_mode(quiet or ctx.obj.get("quiet"))))
     meta = run.meta()
     log.info("trained %s: %d epochs, %s, %.1fs", meta["model_type"], meta["epochs_run"],
@@ -251,13 +258,15 @@ def run_options(f):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option("--max-mase", type=float, default=None,
               help="Exit 3 when the model's MASE is above this (quality gate for CI/cron).")
-def evaluate(run_ref, runs_dir, split, as_json, max_mase):
+@plots_option("the predictions and residuals plots (predictions_<split>.png, "
+              "residuals_<split>.png)")
+def evaluate(run_ref, runs_dir, split, as_json, max_mase, plots):
     """Score a run against the persistence, drift and moving-average baselines (and AutoARIMA
     and AutoETS with the stats extra) on the same points, in price units, with a verdict
     against the best of them; write metrics_<split>.json and plots."""
     from stockrnn import gates, render, stages
 
-    run, result = stages.evaluate(run_ref, split, runs_dir)
+    run, result = stages.evaluate(run_ref, split, runs_dir, plots=plots)
     if as_json:
         click.echo(render.to_json(result), nl=False)
     else:
@@ -277,11 +286,12 @@ def evaluate(run_ref, runs_dir, split, as_json, max_mase):
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Write the forecast to this file (atomically) instead of stdout.")
 @click.option("--allow-stale", is_flag=True, help="Forecast even from stale stored data.")
-def predict(run_ref, runs_dir, steps, as_of, fmt, output, allow_stale):
+@plots_option("the forecast plot (forecast.png, or forecast_asof_DATE.png with --as-of)")
+def predict(run_ref, runs_dir, steps, as_of, fmt, output, allow_stale, plots):
     """Forecast the next bars with 80% and 95% conformal intervals from the latest stored data."""
     from stockrnn import atomic, render, stages
 
-    run, fc = stages.predict(run_ref, steps, as_of, allow_stale, runs_dir)
+    run, fc = stages.predict(run_ref, steps, as_of, allow_stale, runs_dir, plots=plots)
     text = render.forecast(fc, fmt)
     if output:
         atomic.write_text(output, text)

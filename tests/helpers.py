@@ -233,14 +233,15 @@ def train_run(*args) -> Path:
 
 
 def train_csv(tmp: Path, prices: np.ndarray, ticker: str = "SYN", run_name: str = "syn",
-              config: Path | None = SMOKE, dates=None, **overrides) -> Path:
-    """Write ``prices`` as a CSV in ``tmp`` and train a run on it (smoke settings + overrides)."""
+              config: Path | None = SMOKE, dates=None, plots: bool = True, **overrides) -> Path:
+    """Write ``prices`` as a CSV in ``tmp`` and train a run on it (smoke settings + overrides;
+    ``plots=False``: ``train --no-plots``, for tests that read no plot)."""
     tmp.mkdir(parents=True, exist_ok=True)
     csv_path = write_close_csv(tmp / f"{ticker}.csv", prices, dates)
     args = ["-c", str(config)] if config is not None else []
     args += csv_overrides(csv_path, ticker, tmp / "data", tmp / "runs", run_name)
     args += sets(**overrides)
-    return train_run(*args)
+    return train_run(*args, *([] if plots else ["--no-plots"]))
 
 
 # --------------------------------------------------------------------------- run directories

@@ -162,6 +162,15 @@ def test_plots_are_real_pngs(smoke, scored):
 # --------------------------------------------------------------------------- options
 
 
+def test_no_plots_scores_the_same_and_draws_nothing(smoke, scored, tmp_path):
+    run = copy_run(smoke, tmp_path / "run")
+    shutil.rmtree(run / "plots")
+    result = evaluate_json(run, "--no-plots")
+    assert result == {**scored, "run": str(run)}
+    assert json.loads((run / "metrics_test.json").read_text()) == result
+    assert not (run / "plots").exists()
+
+
 def test_val_split(smoke, scored):
     val = evaluate_json(smoke, "--split", "val")
     assert val["split"] == "val"

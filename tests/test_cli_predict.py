@@ -26,7 +26,9 @@ def run(horizon_run, tmp_path_factory):
 
 
 def predict_json(run, *extra, code=0) -> dict:
-    return json.loads(invoke("predict", "--run", run, "--format", "json", *extra, code=code).stdout)
+    """The forecast as JSON (no plot: the plot is tested on its own)."""
+    return json.loads(invoke("predict", "--run", run, "--format", "json", "--no-plots", *extra,
+                             code=code).stdout)
 
 
 def stored(run) -> pd.Series:
@@ -166,6 +168,9 @@ def test_forecast_csv_and_plot_written_into_the_run(run, tmp_path):
     r = copy_run(run, tmp_path / "copy")
     (r / "forecast.csv").unlink(missing_ok=True)
     (r / "plots" / "forecast.png").unlink(missing_ok=True)
+    invoke("predict", "--run", r, "--steps", "2", "--no-plots")
+    assert len(pd.read_csv(r / "forecast.csv")) == 2
+    assert not (r / "plots" / "forecast.png").exists()  # --no-plots: the forecast only
     invoke("predict", "--run", r, "--steps", "3")
     df = pd.read_csv(r / "forecast.csv")
     assert list(df.columns[:6]) == COLUMNS and len(df) == 3

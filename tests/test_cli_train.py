@@ -27,9 +27,9 @@ def overrides(runs_dir: Path, data_dir: Path, *extra: str) -> list[str]:
     return [f"paths.data_dir={data_dir}", f"paths.runs_dir={runs_dir}", *TINY, *extra]
 
 
-def train(runs_dir: Path, data_dir: Path, *extra: str):
+def train(runs_dir: Path, data_dir: Path, *extra: str, plots: bool = True):
     return invoke("train", "-c", SMOKE, *set_args(overrides(runs_dir, data_dir, *extra)),
-                  code=None)
+                  *([] if plots else ["--no-plots"]), code=None)
 
 
 def run_path(result) -> Path:
@@ -155,9 +155,11 @@ def test_same_seed_same_history(work, sample_data):
     data_dir = sample_data
     runs_dir = work / "runs"
     a = run_path(train(runs_dir, data_dir, "train.epochs=3", "train.seed=3"))
-    b = run_path(train(runs_dir, data_dir, "train.epochs=3", "train.seed=3"))
-    c = run_path(train(runs_dir, data_dir, "train.epochs=3", "train.seed=4"))
+    b = run_path(train(runs_dir, data_dir, "train.epochs=3", "train.seed=3", plots=False))
+    c = run_path(train(runs_dir, data_dir, "train.epochs=3", "train.seed=4", plots=False))
     assert len({a, b, c}) == 3  # three run directories, even within one second
+    assert (a / "plots" / "loss.png").is_file()
+    assert not (b / "plots").exists() and not (c / "plots").exists()  # --no-plots
     ha, hb, hc = history(a), history(b), history(c)
     np.testing.assert_allclose(ha["val_loss"], hb["val_loss"], rtol=0, atol=1e-6)
     np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=0, atol=1e-6)

@@ -284,9 +284,9 @@ def store(tmp_path_factory) -> dict:
                                               "FOLLOW2": follow2, "HOLE": hole})
     common = ["data.source=csv", f"data.path={path}", "data.ticker=FOLLOW", *SETTINGS]
     with in_folder(base):
-        with_cov = invoke("run", "-q", *set_args(
+        with_cov = invoke("run", "-q", "--no-plots", *set_args(
             [*common, "data.covariates.tickers=[LEAD]", "paths.run_name=cov"]))
-        without = invoke("run", "-q", *set_args([*common, "paths.run_name=plain"]))
+        without = invoke("run", "-q", "--no-plots", *set_args([*common, "paths.run_name=plain"]))
     return {"base": base, "csv": path, "common": common, "follow": follow, "lead": lead,
             "with": base / last_line(with_cov), "without": base / last_line(without)}
 
@@ -308,7 +308,8 @@ def test_the_covariate_is_used_mase_near_the_oracle_with_it_and_near_one_without
     """Measured with these settings (training seeds 42, 7, 1): 1.011, 1.034, 1.028 x the
     oracle's MASE with LEAD; 0.995-1.003 without."""
     oracle, n = oracle_mase(store["with"])
-    with_cov, without = evaluate_json(store["with"]), evaluate_json(store["without"])
+    with_cov = evaluate_json(store["with"], "--no-plots")
+    without = evaluate_json(store["without"], "--no-plots")
     assert with_cov["n"] == n
     assert oracle < 0.85  # the covariate carries a real edge on this series
     assert with_cov["model"]["mase"] <= oracle * 1.05, (with_cov["model"]["mase"], oracle)
@@ -320,9 +321,9 @@ def test_the_run_keeps_the_covariate_series_and_evaluates_without_the_store(stor
     saved = frames.read_csv(run / "series.csv")
     np.testing.assert_array_equal(saved["cov:LEAD"], store["lead"]["Close"].loc[saved.index])
     assert json.loads((run / "scaler.json").read_text())["features"] == ["Close", "cov:LEAD"]
-    before = evaluate_json(run)
+    before = evaluate_json(run, "--no-plots")
     with in_folder(tmp_path):  # no data/ here
-        assert evaluate_json(run) == before
+        assert evaluate_json(run, "--no-plots") == before
 
 
 def test_predict_needs_the_covariates_latest_bars(store, tmp_path):

@@ -9,7 +9,9 @@ they claim.
 
 Why the oracle tests matter: the output layer starts at zero, so an untrained model IS the
 persistence forecast (MASE 1.0). A test that only checks "MASE is about 1" passes even when
-training silently does nothing; these fail unless each family gets close to the oracle."""
+training silently does nothing; these fail unless each family gets close to the oracle.
+
+The runs are read for their numbers only: they draw no plots (``--no-plots``)."""
 
 from __future__ import annotations
 
@@ -98,8 +100,9 @@ def ar_prices():
 
 def shipped_run(series: str, family: str, prices, tmp_path_factory):
     """``family``'s shipped config trained on ``prices`` and evaluated: (family, run, metrics)."""
-    run = train_csv(tmp_path_factory.mktemp(f"{series}-{family}"), prices, **shipped(family))
-    return family, run, evaluate_json(run)
+    run = train_csv(tmp_path_factory.mktemp(f"{series}-{family}"), prices, plots=False,
+                    **shipped(family))
+    return family, run, evaluate_json(run, "--no-plots")
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -190,10 +193,10 @@ def walk_run(tmp_path_factory):
     """An LSTM trained for real (10 epochs) on a 3,000-day random walk, half of it for training
     and a quarter each for validation (the conformal fit) and test (750 points)."""
     prices = random_walk(RW_ROWS, seed=21, sigma=0.012)
-    run = train_csv(tmp_path_factory.mktemp("walk"), prices, run_name="walk",
+    run = train_csv(tmp_path_factory.mktemp("walk"), prices, run_name="walk", plots=False,
                     **settings("lstm", **{"window.look_back": RW_LOOK_BACK, "train.epochs": 10,
                                           "train.learning_rate": 0.01, **RW_SPLIT}))
-    return run, evaluate_json(run)
+    return run, evaluate_json(run, "--no-plots")
 
 
 def test_no_model_beats_persistence_on_a_random_walk(walk_run):
@@ -215,7 +218,7 @@ def test_intervals_cover_nominal_on_a_long_random_walk(walk_run):
           f"on {m['n']} points")
     check_coverage(m, 0.06)
     # the bands are from val residuals: on val itself the conformal guarantee holds
-    v = evaluate_json(run, "--split", "val")
+    v = evaluate_json(run, "--split", "val", "--no-plots")
     for level in ("0.8", "0.95"):
         assert v["intervals"][level]["coverage"] >= float(level) - 0.005
 
@@ -224,11 +227,11 @@ def test_training_that_never_beats_the_untrained_model_keeps_it(work):
     """The output layer starts at zero, so the untrained model is the persistence forecast; when
     no epoch beats it on validation (here: a learning rate that makes training diverge), the
     run keeps it, says so, and scores exactly like persistence."""
-    run = train_csv(work, random_walk(600, seed=11, sigma=0.01), run_name="diverges",
+    run = train_csv(work, random_walk(600, seed=11, sigma=0.01), run_name="diverges", plots=False,
                     **settings("lstm", **{"window.look_back": 10, "train.epochs": 3,
                                           "train.learning_rate": 50.0}))
     facts = meta(run)
     assert facts["best_epoch"] == 0 and facts["best_val_loss"] == facts["start_val_loss"]
-    m = evaluate_json(run)
+    m = evaluate_json(run, "--no-plots")
     assert m["model"]["mae"] == pytest.approx(m["baselines"]["persistence"]["mae"], rel=1e-9)
     assert m["model"]["mase"] == pytest.approx(1.0, abs=1e-9)
