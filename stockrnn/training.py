@@ -65,11 +65,13 @@ def validation(loss: str, x: np.ndarray, y: np.ndarray, batch_size: int):
     Goes first among the callbacks.
 
     Keras draws the models' dropout seeds in every step, training or not, so its evaluation
-    loop advanced them once per validation batch; they are advanced as far here, and training
-    draws the same dropout masks as with Keras' own validation (the same numbers)."""
+    loop advanced them once per validation batch; they are advanced as far here (once per
+    batch, however many calls ``predict`` makes), and training draws the same dropout masks as
+    with Keras' own validation (the same numbers)."""
     keras = use()
     x = np.ascontiguousarray(x, dtype="float32")
     batches = -(-len(x) // batch_size)
+    calls = predict_calls(len(x))
 
     class Validation(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -77,7 +79,7 @@ def validation(loss: str, x: np.ndarray, y: np.ndarray, batch_size: int):
             before = [np.asarray(v.value) for v in seeds]
             pred = predict(self.model, x)
             for var, old in zip(seeds, before, strict=True):
-                drawn = np.asarray(var.value) - old  # by the one predict call
+                drawn = (np.asarray(var.value) - old) // calls  # by one predict call
                 var.assign(old + batches * drawn)
             if logs is not None:
                 logs["val_loss"] = loss_value(loss, pred, y)
@@ -539,6 +541,16 @@ def read_history(path: Path):
 SMALL, CHUNK = 256, 4096  # rows per predict call: inputs are padded to whole calls of these
 
 
+def _call_rows(n: int) -> int:
+    """The rows of each of ``predict``'s model calls for ``n`` windows."""
+    return SMALL if n <= CHUNK else CHUNK
+
+
+def predict_calls(n: int) -> int:
+    """How many model calls ``predict`` makes for ``n`` windows."""
+    return -(-n // _call_rows(n))
+
+
 def predict(model, x: np.ndarray) -> np.ndarray:
     """Model outputs for ``x`` without building a data pipeline (fast for the few hundred
     windows of a split or the one window of a forecast). Inputs of up to ``CHUNK`` windows go
@@ -552,7 +564,7 @@ def predict(model, x: np.ndarray) -> np.ndarray:
     n = len(x)
     if n == 0:
         return np.empty((0, model.output_shape[-1]), "float32")
-    size = SMALL if n <= CHUNK else CHUNK
+    size = _call_rows(n)
     parts = []
     for i in range(0, n, size):
         part = x[i:i + size]

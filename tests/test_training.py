@@ -425,9 +425,37 @@ def test_predict_calls_have_one_shape_and_give_the_same_bits_as_bigger_calls(mon
         shapes.clear()
         got = training.predict(model, x)
         assert got.shape == (n, 1) and set(shapes) == {training.SMALL} == {256}
+        assert len(shapes) == training.predict_calls(n)
         monkeypatch.setattr(training, "SMALL", 512)
         np.testing.assert_array_equal(training.predict(model, x), got)
         monkeypatch.setattr(training, "SMALL", 256)
     x = rng.normal(size=(4097, cfg.window.look_back, 1)).astype("float32")
     shapes.clear()
     assert training.predict(model, x).shape == (4097, 1) and shapes == [4096, 4096]
+    assert training.predict_calls(4097) == 2
+
+
+def test_validation_draws_the_dropout_seeds_as_keras_own_validation():
+    """Keras' evaluation loop advances a recurrent layer's dropout seed once per validation
+    batch; ``training.validation`` scores the windows in 256-row predict calls and advances
+    the seeds as far, so a model with dropout trains to the same weights as with Keras' own
+    ``validation_data``, also when the validation windows take two calls (300 here)."""
+    from stockrnn.backend import use
+
+    keras = use()
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(96, 5, 1)).astype("float32"), rng.normal(size=(96, 1)).astype("float32")
+    xv = rng.normal(size=(300, 5, 1)).astype("float32")
+    yv = rng.normal(size=(300, 1)).astype("float32")
+    assert training.predict_calls(len(xv)) == 2
+    weights = []
+    for validation in ({"validation_data": (xv, yv)},
+                       {"callbacks": [training.validation("mae", xv, yv, 32)]}):
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential([keras.Input((5, 1)), keras.layers.LSTM(4, dropout=0.3),
+                                  keras.layers.Dense(1)])
+        model.compile(keras.optimizers.Adam(1e-2), "mae")
+        model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0, **validation)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
