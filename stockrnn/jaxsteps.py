@@ -1,4 +1,5 @@
-"""JAX: ``steps_per_execution`` training steps per compiled call instead of one call each.
+"""JAX: ``steps_per_execution`` training steps per compiled call instead of one call each, and
+predictions as model calls of ``ROWS`` windows in one compiled loop (``predict``, at the end).
 
 On TensorFlow, Keras runs ``steps_per_execution`` steps inside one traced function. On JAX it
 calls the compiled step once per batch from Python, and for stockrnn's small models that
@@ -87,3 +88,58 @@ def _batches(array, start: int, n: int, batch_size: int, steps: int) -> np.ndarr
     out = np.zeros((steps, batch_size, *a.shape[1:]), dtype=a.dtype)
     out[:n] = a[start:start + n * batch_size].reshape(n, batch_size, *a.shape[1:])
     return out
+
+
+# --------------------------------------------------------------------------- predictions
+
+ROWS, STEPS = 32, 16  # windows per model call; model calls per compiled call (512 windows)
+_PREDICT = "_stockrnn_predict"  # model attribute: its compiled prediction loop
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    """``model``'s outputs for the windows ``x`` (float32), on JAX: calls of ``ROWS`` windows
+    in a compiled loop of up to ``STEPS`` of them per call, which runs only the calls that hold
+    windows (the input is padded with zeros to ``STEPS`` calls, so one compiled loop serves
+    every number of windows: a forecast's one, a split's few hundred). A call of 256 padded
+    rows computes every row; this computes at most ``ROWS - 1`` rows more than there are
+    windows. The non-trainable state (a recurrent layer's dropout seed, which Keras advances
+    in every call) is carried from call to call and stored back, as Keras' own loop does."""
+    run = getattr(model, _PREDICT, None)
+    if run is None:
+        run = _prediction_loop(model)
+        setattr(model, _PREDICT, run)
+    trainable = [v.value for v in model.trainable_variables]
+    state = [v.value for v in model.non_trainable_variables]
+    size, parts = ROWS * STEPS, []
+    for start in range(0, len(x), size):
+        part = x[start:start + size]
+        padded = np.zeros((size, *x.shape[1:]), "float32")
+        padded[:len(part)] = part
+        out, state = run(trainable, state, padded.reshape(STEPS, ROWS, *x.shape[1:]),
+                         calls(len(part)))
+        parts.append(np.asarray(out).reshape(size, -1)[:len(part)])
+    for var, value in zip(model.non_trainable_variables, state, strict=True):
+        var.assign(value)
+    return np.concatenate(parts)
+
+
+def calls(n: int) -> int:
+    """The model calls ``predict`` makes for ``n`` windows."""
+    return -(-n // ROWS)
+
+
+def _prediction_loop(model):
+    import jax
+
+    width = model.output_shape[-1]
+
+    def run(trainable, state, xs, n):
+        def body(i, carry):
+            out, state = carry
+            y, state = model.stateless_call(trainable, state, xs[i], training=False)
+            return jax.lax.dynamic_update_index_in_dim(out, y, i, 0), state
+
+        out = jax.numpy.zeros((xs.shape[0], xs.shape[1], width), "float32")
+        return jax.lax.fori_loop(0, n, body, (out, state))
+
+    return jax.jit(run)

@@ -548,22 +548,31 @@ def _call_rows(n: int) -> int:
 
 def predict_calls(n: int) -> int:
     """How many model calls ``predict`` makes for ``n`` windows."""
+    if use().backend.backend() == "jax":
+        from stockrnn import jaxsteps
+
+        return jaxsteps.calls(n)
     return -(-n // _call_rows(n))
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:
     """Model outputs for ``x`` without building a data pipeline (fast for the few hundred
-    windows of a split or the one window of a forecast). Inputs of up to ``CHUNK`` windows go
-    in calls of exactly ``SMALL`` rows, larger ones in calls of exactly ``CHUNK`` rows (the
-    last padded with zeros, whose outputs are dropped): the model's predict step is traced
-    (TensorFlow) or compiled (JAX) for one shape, not once per split and again for a forecast.
-    A window's output does not depend on the rows beside it in its call (the same bits with
-    256, 512 or 4096 rows a call, every family, both backends), and the validation split is
-    predicted once per epoch: small calls waste little on padding."""
+    windows of a split or the one window of a forecast). On TensorFlow, inputs of up to
+    ``CHUNK`` windows go in calls of exactly ``SMALL`` rows, larger ones in calls of exactly
+    ``CHUNK`` rows (the last padded with zeros, whose outputs are dropped): the model's predict
+    step is traced for one shape, not once per split and again for a forecast. A window's
+    output does not depend on the rows beside it in its call (the same bits with 256, 512 or
+    4096 rows a call, every family), and the validation split is predicted once per epoch:
+    small calls waste little on padding. On JAX, calls of ``jaxsteps.ROWS`` windows in one
+    compiled loop (``jaxsteps.predict``), which pads less."""
     x = np.ascontiguousarray(x, dtype="float32")
     n = len(x)
     if n == 0:
         return np.empty((0, model.output_shape[-1]), "float32")
+    if use().backend.backend() == "jax":
+        from stockrnn import jaxsteps
+
+        return jaxsteps.predict(model, x)
     size = _call_rows(n)
     parts = []
     for i in range(0, n, size):

@@ -106,6 +106,28 @@ out["loops"]["installed"] = getattr(next(reversed(training._COMPILED.values())),
 out["loops"].update(reused=history_of("reused"),
                     per_batch=history_of("per_batch", "train.steps_per_execution=1"))
 
+# predictions on JAX: 32-window calls in one compiled loop (jaxsteps.predict), against Keras'
+# own predict_on_batch of the same calls; the LSTM's dropout seed advances once per call
+import numpy as np
+from stockrnn import jaxsteps
+keras = use()
+m = keras.Sequential([keras.Input((5, 1)), keras.layers.LSTM(4, dropout=0.2),
+                      keras.layers.Dense(1)])
+[seed] = [v for v in m.non_trainable_variables if v.path.endswith("seed_generator_state")]
+rng = np.random.default_rng(2)
+out["predictions"] = {}
+for n in (1, 40, 600):
+    x = rng.normal(size=(n, 5, 1)).astype("float32")
+    before = np.asarray(seed.value).copy()
+    mine = training.predict(m, x)
+    drawn = (np.asarray(seed.value) - before).tolist()
+    padded = np.concatenate([x, np.zeros((-n % 32, 5, 1), "float32")])
+    own = np.concatenate([np.asarray(m.predict_on_batch(padded[i:i + 32]))
+                          for i in range(0, len(padded), 32)])[:n]
+    out["predictions"][n] = {"shape": list(mine.shape), "equal": bool(np.array_equal(mine, own)),
+                             "drawn": drawn, "calls": training.predict_calls(n)}
+out["predictions"]["compiled"] = getattr(m, jaxsteps._PREDICT)._cache_size()
+
 # benchmarks/floor.py's hand-written network (the per-epoch compute floor in docs/benchmarks.md)
 # is Keras' own: one epoch of one batch there and Keras' train_on_batch from the same weights
 # (any random recurrent kernel: Keras' orthogonal one would compile a QR decomposition first)
@@ -215,6 +237,18 @@ def test_jax_steps_in_one_loop_and_a_reused_model_give_keras_own_numbers(jax):
     assert loops["looped"] == loops["per_batch"]
     assert loops["reused"] == loops["per_batch"]
     assert len(loops["looped"]) == 2
+
+
+def test_jax_predictions_are_keras_own_in_one_compiled_loop(jax):
+    """On JAX ``training.predict`` runs 32-window model calls in one compiled loop (every
+    number of windows, one compiled function, padding of at most 31 rows): the numbers of
+    Keras' own ``predict_on_batch`` of the same calls, and a recurrent layer's dropout seed
+    advanced once per call, as Keras' loop does (validation counts on it)."""
+    pred = jax["predictions"]
+    assert pred.pop("compiled") == 1
+    for n, r in pred.items():
+        assert r["shape"] == [int(n), 1] and r["equal"], (n, r)
+        assert r["calls"] == -(-int(n) // 32) and r["drawn"] == [0, r["calls"]], (n, r)
 
 
 def test_a_jax_run_exports_models_that_tensorflow_loads_with_the_same_forecasts(jax):
