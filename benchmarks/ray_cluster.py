@@ -50,10 +50,28 @@ def ray_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
+_HANDED_OUT: set[int] = set()  # ports free_ports gave in this process
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports that are free now and were not handed out before by this process.
+    Each is taken from the system with its socket held open until all ``n`` are chosen: a port
+    taken and released at once can be the system's answer to the next request too (two of
+    the head's ports once came out equal, and `ray start` refused to start)."""
+    held, ports = [], []
+    try:
+        while len(ports) < n:
+            s = socket.socket()
+            held.append(s)
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+            if port not in _HANDED_OUT and port not in ports:
+                ports.append(port)
+    finally:
+        for s in held:
+            s.close()
+    _HANDED_OUT.update(ports)
+    return ports
 
 
 @dataclasses.dataclass
@@ -84,9 +102,10 @@ class LocalCluster:
         # short: Ray's socket paths under the temp dir must stay below 107 characters
         self.tmp = Path(tempfile.mkdtemp(prefix="srray-", dir="/tmp"))
         try:
-            out = self._node("head", ["--head", "--port", str(free_port()),
-                                      "--ray-client-server-port", str(free_port()),
-                                      "--dashboard-port", str(free_port()),
+            port, client, dashboard = free_ports(3)
+            out = self._node("head", ["--head", "--port", str(port),
+                                      "--ray-client-server-port", str(client),
+                                      "--dashboard-port", str(dashboard),
                                       "--include-dashboard", "false"])
             found = re.search(r"ray start --address='([^']+)'", out)
             if not found:
@@ -126,7 +145,7 @@ class LocalCluster:
         temp = self.tmp / name
         cmd = [*ray_command(), "start", *args, "--num-cpus", str(self.cpus),
                "--temp-dir", str(temp), "--object-store-memory", str(self.object_store),
-               "--dashboard-agent-listen-port", str(free_port()), "--disable-usage-stats"]
+               "--dashboard-agent-listen-port", str(free_ports(1)[0]), "--disable-usage-stats"]
         # Ray turns token authentication on when it finds ~/.ray/auth_token (left by another
         # cluster's `ray get-auth-token --generate`); the nodes of this cluster get a home of
         # their own, so they never pick up a stray token

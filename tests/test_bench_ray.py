@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,3 +68,36 @@ def test_a_difference_or_one_idle_node_misses(monkeypatch):
         == "MISS"
     assert status["ray cluster: nodes the batch's tickers ran on"] == "MISS"
     assert status["ray cluster: nodes the backtest's folds ran on"] == "PASS"
+
+
+def test_free_ports_are_distinct_bindable_and_never_handed_out_twice(monkeypatch):
+    """The cluster's ports: all different (two equal ones made `ray start --head` refuse to
+    start), each free, and never handed out twice by one process, even when the system
+    answers the same port to two requests in a row (simulated: that race is rare)."""
+    import socket
+
+    _benchmarks(monkeypatch)
+    from benchmarks import ray_cluster
+
+    monkeypatch.setattr(ray_cluster, "_HANDED_OUT", set())
+    first, second = ray_cluster.free_ports(3), ray_cluster.free_ports(2)
+    assert len(set(first + second)) == 5
+    for port in first + second:
+        with socket.socket() as s:
+            s.bind(("", port))
+
+    answers = iter([41000, 41000, 41001, 41000, 41001, 41002])
+
+    class System:  # a socket whose bind(port 0) gets the next answer
+        def bind(self, address):
+            self.port = next(answers)
+
+        def getsockname(self):
+            return ("0.0.0.0", self.port)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(ray_cluster, "socket", types.SimpleNamespace(socket=System))
+    assert ray_cluster.free_ports(2) == [41000, 41001]
+    assert ray_cluster.free_ports(1) == [41002]
