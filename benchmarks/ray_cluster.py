@@ -184,7 +184,7 @@ class LocalCluster:
     def stop(self) -> None:
         """End every process of every node (workers first), remove the temp folders."""
         starting = getattr(self, "_starting", None)
-        if starting is not None:
+        if starting is not None and starting is not threading.current_thread():
             starting.join()  # a start still under way ends (and cleans up) first
         for node in reversed(self.nodes):
             _end(node.session, signal.SIGKILL, wait=10)

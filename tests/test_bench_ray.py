@@ -101,3 +101,21 @@ def test_free_ports_are_distinct_bindable_and_never_handed_out_twice(monkeypatch
     monkeypatch.setattr(ray_cluster, "socket", types.SimpleNamespace(socket=System))
     assert ray_cluster.free_ports(2) == [41000, 41001]
     assert ray_cluster.free_ports(1) == [41002]
+
+
+def test_a_failed_background_start_says_why_and_leaves_nothing(monkeypatch):
+    """A start in the background that fails (here `ray start` exits 1) stops what it started
+    from its own thread and ``wait`` raises the start's own error, not one of the cleanup's."""
+    _benchmarks(monkeypatch)
+    from benchmarks import ray_cluster
+
+    monkeypatch.setattr(ray_cluster, "ray_command", lambda: ["false"])
+    cluster = ray_cluster.LocalCluster(nodes=2).start_in_background()
+    try:
+        cluster.wait()
+    except RuntimeError as exc:
+        assert str(exc).startswith("`false start --head") and "exited 1" in str(exc), exc
+    else:
+        raise AssertionError("a start whose `ray start` exits 1 did not fail")
+    assert cluster.tmp is not None and not cluster.tmp.exists()  # its folder removed
+    cluster.stop()  # and stopping again (as the fixture's teardown does) is harmless
