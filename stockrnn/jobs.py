@@ -160,18 +160,25 @@ def start_fork_server(preload: Sequence[str]):
 
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(list(preload))
-    saved = {k: os.environ.get(k) for k in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
-    os.environ["KERAS_BACKEND"] = "tensorflow"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
+    with _environ(KERAS_BACKEND="tensorflow",
+                  TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")):
         forkserver.ensure_running()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     return ctx
+
+
+@contextlib.contextmanager
+def _environ(**values: str):
+    """These environment variables set inside the block, as they were after it."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def init_worker(threads: int, log_level: int, env: dict[str, str] | None = None,
@@ -270,21 +277,6 @@ def connect(ray, opts: RunOptions) -> bool:
         raise StockRNNError(f"cannot start or reach {where}: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     return True
-
-
-@contextlib.contextmanager
-def _environ(**values: str):
-    """These environment variables set inside the block, as they were after it."""
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def task_cpus(ray, threads: int) -> int:

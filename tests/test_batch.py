@@ -134,12 +134,13 @@ def test_workers_take_the_environment_and_folder_of_the_process_that_starts_them
     once): each takes this process's environment and working folder as it is now, not the
     server's, and its share of the threads. JAX jobs are spawned (importing TensorFlow would
     fix Keras' backend before the job chose JAX)."""
-    import os
-
     from stockrnn import jobs
     from stockrnn.options import RunOptions
 
+    monkeypatch.setenv("KERAS_BACKEND", "jax")  # the server's start sets its own, then these
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     assert jobs.worker_context("tensorflow").get_start_method() == "forkserver"
+    assert os.environ["KERAS_BACKEND"] == "jax" and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     assert jobs.worker_context("jax").get_start_method() == "spawn"
     monkeypatch.setenv("STOCKRNN_TEST_PROBE", "now")
     monkeypatch.chdir(tmp_path)
