@@ -8,11 +8,11 @@ an epoch. ``install`` gives a compiled model train and test functions that take 
 to ``batch_size * steps`` windows, cut it into batches of ``batch_size`` in order, and run the
 full ones with ``lax.fori_loop`` over Keras' own ``train_step`` / ``test_step`` (padded to
 ``steps`` batches, so one compiled loop serves every epoch and every dataset of the same
-window shape) and a smaller last one alone, as Keras runs it. ``fit`` then hands Keras
-``batch_size * steps`` as its batch size (``keras_batch_size``): Keras shuffles every window
-once per epoch and slices its batches from that one permutation, so the batches the loop cuts
-are the ones Keras would have made, trained in the same order: the same numbers, in one or a
-few calls per epoch.
+window shape), then a smaller last one as a step of its own, as Keras runs it, in the same
+compiled call. ``fit`` then hands Keras ``batch_size * steps`` as its batch size
+(``keras_batch_size``): Keras shuffles every window once per epoch and slices its batches from
+that one permutation, so the batches the loop cuts are the ones Keras would have made, trained
+in the same order: the same numbers, in one or a few calls per epoch.
 """
 
 from __future__ import annotations
@@ -40,6 +40,16 @@ def install(model, batch_size: int, steps: int) -> bool:
     return True
 
 
+def snapshot(model, variables) -> list:
+    """The values of ``variables`` now, as they will stay while ``model`` trains on: on a model
+    with this module's train and test functions, the arrays themselves (no copy: those functions
+    leave the arrays they are given as they are, where Keras' own give them to XLA to reuse,
+    which deletes them); else copies on the host. ``Variable.assign`` takes either back."""
+    if getattr(model, _LOOP, None) is not None:
+        return [v.value for v in variables]
+    return [v.numpy() for v in variables]
+
+
 def keras_batch_size(model, batch_size: int) -> int:
     """The batch size to give Keras' ``fit`` for training batches of ``batch_size``."""
     loop = getattr(model, _LOOP, None)
@@ -49,33 +59,40 @@ def keras_batch_size(model, batch_size: int) -> int:
 def _looped(step, keras_function, batch_size: int, steps: int):
     import jax
 
-    one = jax.jit(step, donate_argnums=0)
+    one = jax.jit(step)  # no donated inputs: ``snapshot`` keeps them
 
-    def loop(state, data, n):
-        logs, state = step(state, jax.tree.map(lambda a: a[0], data))
+    def loop(state, data, n, rest):
+        """``n`` full batches of ``data`` (on its first axis), then ``rest`` (a smaller last
+        batch, or None), one step each, in order; the last step's logs."""
+        first = jax.tree.map(lambda a: a[0], data)
+        logs = jax.tree.map(lambda s: jax.numpy.zeros(s.shape, s.dtype),
+                            jax.eval_shape(step, state, first)[0])
 
         def body(i, carry):
             batch = jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, i, 0, False), data)
             return step(carry[1], batch)
 
-        return jax.lax.fori_loop(1, n, body, (logs, state))
+        logs, state = jax.lax.fori_loop(0, n, body, (logs, state))
+        return (logs, state) if rest is None else step(state, rest)
 
-    many = jax.jit(loop, donate_argnums=0)
+    many = jax.jit(loop)
 
     def function(state, iterator):
-        if isinstance(iterator, list | tuple):  # a list of batches: let Keras run them
-            return keras_function(state, iterator)
+        if isinstance(iterator, list | tuple):  # a list of batches: Keras' own function, on
+            return keras_function(jax.tree.map(jax.numpy.copy, state), iterator)  # copies
         data = next(iterator)
         leaves, tree = jax.tree.flatten(data)
         size = len(leaves[0])
-        logs, full = None, size // batch_size
+        full = size // batch_size
+        rest = (jax.tree.unflatten(tree, [np.asarray(a)[full * batch_size:] for a in leaves])
+                if size % batch_size else None)  # the smaller last batch
+        if not full:
+            return one(state, rest)
         for start in range(0, full, steps):  # runs of up to `steps` full batches
             n = min(steps, full - start)
             part = [_batches(a, start * batch_size, n, batch_size, steps) for a in leaves]
-            logs, state = many(state, jax.tree.unflatten(tree, part), n)
-        if size % batch_size:  # the smaller last batch
-            rest = [np.asarray(a)[full * batch_size:] for a in leaves]
-            logs, state = one(state, jax.tree.unflatten(tree, rest))
+            last = start + steps >= full
+            logs, state = many(state, jax.tree.unflatten(tree, part), n, rest if last else None)
         return logs, state
 
     return function

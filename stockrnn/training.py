@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stockrnn import atomic
+from stockrnn import atomic, jaxsteps
 from stockrnn.backend import seed_everything, use
 from stockrnn.config import TrainConfig
 from stockrnn.dataset import Dataset
@@ -66,8 +66,9 @@ def validation(loss: str, x: np.ndarray, y: np.ndarray, batch_size: int):
 
     Keras draws the models' dropout seeds in every step, training or not, so its evaluation
     loop advanced them once per validation batch; they are advanced as far here (once per
-    batch, however many calls ``predict`` makes), and training draws the same dropout masks as
-    with Keras' own validation (the same numbers)."""
+    batch, however many calls ``predict`` makes; on JAX with batches of ``jaxsteps.ROWS``
+    windows its calls are those batches, and nothing is left to do), and training draws the
+    same dropout masks as with Keras' own validation (the same numbers)."""
     keras = use()
     x = np.ascontiguousarray(x, dtype="float32")
     batches = -(-len(x) // batch_size)
@@ -75,14 +76,21 @@ def validation(loss: str, x: np.ndarray, y: np.ndarray, batch_size: int):
 
     class Validation(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
+            if calls == batches:  # predict has drawn the seeds as far already
+                pred = predict(self.model, x)
+            else:
+                pred = self.rescaled_draws()
+            if logs is not None:
+                logs["val_loss"] = loss_value(loss, pred, y)
+
+        def rescaled_draws(self):
             seeds = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
             before = [np.asarray(v.value) for v in seeds]
             pred = predict(self.model, x)
             for var, old in zip(seeds, before, strict=True):
                 drawn = (np.asarray(var.value) - old) // calls  # by one predict call
                 var.assign(old + batches * drawn)
-            if logs is not None:
-                logs["val_loss"] = loss_value(loss, pred, y)
+            return pred
 
     return Validation()
 
@@ -114,8 +122,6 @@ def batches(x, y, batch_size: int, seed: int, model=None):
     keras = use()
     x = np.ascontiguousarray(x)
     if keras.backend.backend() != "tensorflow":
-        from stockrnn import jaxsteps
-
         size = batch_size if model is None else jaxsteps.keras_batch_size(model, batch_size)
         return {"x": x, "y": y, "batch_size": size, "shuffle": True}
     import tensorflow as tf
@@ -131,12 +137,13 @@ def run_keeper(run: RunDir, *, resume: bool, threshold: float, every_s: float = 
     ``--resume`` backup, written together at most every ``every_s`` seconds (0: after every
     epoch), at the end, and when training is stopped by an exception (``flush()``).
 
-    In between it keeps them in memory: each epoch's logged values (history), a copy of the
-    weights of the best epoch so far (``best_weights``, an epoch beating ``threshold`` on
-    val_loss is written to ``checkpoints/best.keras``) and the last finished epoch's model and
-    optimizer state (for ``flush``). At the end it writes the history; ``fit`` saves the best
-    epoch as the model and copies that file to the checkpoint (``unsaved`` says it must). A write puts history.csv first, then the checkpoint, then
-    the backup (Keras' BackupAndRestore: ``backup/``), so a kill in the middle leaves the
+    In between it keeps them in memory (``jaxsteps.snapshot``: on JAX the arrays themselves,
+    else copies): each epoch's logged values (history), the weights of the best epoch so far
+    (``best_weights``, an epoch beating ``threshold`` on val_loss is written to
+    ``checkpoints/best.keras``) and the last finished epoch's model and optimizer state (for
+    ``flush``). At the end it writes the history; ``fit`` saves the best epoch as the model and
+    copies that file to the checkpoint (``unsaved`` says it must). A write puts history.csv
+    first, then the checkpoint, then the backup (Keras' BackupAndRestore: ``backup/``), so a kill in the middle leaves the
     backup at or behind the other two: ``--resume`` trains again what it lost, at most
     ``every_s`` seconds of epochs, and history.csv keeps one row per epoch.
 
@@ -196,7 +203,7 @@ def run_keeper(run: RunDir, *, resume: bool, threshold: float, every_s: float = 
             self.rows_changed = True
             val = logs.get("val_loss")
             if val is not None and (self.session_best is None or val < self.session_best[0]):
-                self.session_best = (val, self.model.get_weights())
+                self.session_best = (val, jaxsteps.snapshot(self.model, self.model.weights))
                 if val < self.best:
                     self.best, self.best_weights, self.unsaved = val, self.session_best[1], True
             self._current_epoch, self._last_batch_seen = epoch + 1, 0
@@ -204,7 +211,7 @@ def run_keeper(run: RunDir, *, resume: bool, threshold: float, every_s: float = 
                 self.pending = None
                 self.write()
             else:
-                self.pending = (epoch + 1, [v.numpy() for v in self.state()])
+                self.pending = (epoch + 1, jaxsteps.snapshot(self.model, self.state()))
 
         def on_train_end(self, logs=None):
             self.write_history()  # the best epoch: fit saves it as the model, then copies it
@@ -230,7 +237,7 @@ def run_keeper(run: RunDir, *, resume: bool, threshold: float, every_s: float = 
         def write_checkpoint(self):
             if not self.unsaved:
                 return
-            current = self.model.get_weights()
+            current = jaxsteps.snapshot(self.model, self.model.weights)
             self.model.set_weights(self.best_weights)
             try:
                 self.model.save(best_path)
@@ -296,8 +303,6 @@ def compiled_model(model_cfg, train_cfg: TrainConfig, input_shape: tuple, horizo
     # traced step, and TensorFlow traces a step that creates variables twice (0.5-1 s more
     # for every new model; the smoke config's fit took 1.8-2.3 s, now 1.0-1.3 s).
     model.optimizer.build(model.trainable_variables)
-    from stockrnn import jaxsteps
-
     jaxsteps.install(model, train_cfg.batch_size, steps)
     return _most_recent(_COMPILED, key, model, _COMPILED_KEPT)
 
@@ -549,8 +554,6 @@ def _call_rows(n: int) -> int:
 def predict_calls(n: int) -> int:
     """How many model calls ``predict`` makes for ``n`` windows."""
     if use().backend.backend() == "jax":
-        from stockrnn import jaxsteps
-
         return jaxsteps.calls(n)
     return -(-n // _call_rows(n))
 
@@ -570,8 +573,6 @@ def predict(model, x: np.ndarray) -> np.ndarray:
     if n == 0:
         return np.empty((0, model.output_shape[-1]), "float32")
     if use().backend.backend() == "jax":
-        from stockrnn import jaxsteps
-
         return jaxsteps.predict(model, x)
     size = _call_rows(n)
     parts = []

@@ -92,25 +92,47 @@ from stockrnn.config import load_config
 def history_of(name, *sets):
     # batches of 2: enough steps (over 256) for steps_per_execution batches per call
     cfg = load_config(smoke, ["model.units=[4]", "model.dropout=0.1", "train.epochs=2",
-                              "train.batch_size=2", "data.start=2010-05-03", *sets])
+                              "train.batch_size=2", "data.start=2010-05-04", *sets])
     run = runs.RunDir(pathlib.Path(os.environ["STOCKRNN_RUNS_DIR"]) / "loops" / name)
     run.path.mkdir(parents=True)
-    training.fit(cfg.model, cfg.train, dataset.build(stages.load_frame(cfg), cfg), run,
-                 progress="none")
+    ds = dataset.build(stages.load_frame(cfg), cfg)
+    out["loops"]["windows"] = len(ds.splits["train"].x)
+    training.fit(cfg.model, cfg.train, ds, run, progress="none")
     return training.read_history(run.history)[["loss", "val_loss"]].to_numpy().tolist()
 
-out["loops"] = {"looped": history_of("looped")}
+out["loops"] = {}
+out["loops"]["looped"] = history_of("looped")
 # the compiled model it trained on: the most recently used of those the process keeps
-out["loops"]["installed"] = getattr(next(reversed(training._COMPILED.values())),
-                                    "_stockrnn_loop", None)
+looped = next(reversed(training._COMPILED.values()))
+out["loops"]["installed"] = getattr(looped, "_stockrnn_loop", None)
+
+# jaxsteps.snapshot: a looped model's arrays, kept as they are while it trains on; Keras' own
+# train function deletes the arrays it is given (so a model without the loop gets copies)
+import numpy as np
+from stockrnn import jaxsteps
+keras = use()
+rng = np.random.default_rng(3)
+x = rng.normal(size=(9, *looped.input_shape[1:])).astype("float32")
+y = rng.normal(size=(9, looped.output_shape[-1])).astype("float32")
+snap = jaxsteps.snapshot(looped, looped.trainable_variables)
+copies = [np.array(a) for a in snap]
+looped.fit(x, y, batch_size=jaxsteps.keras_batch_size(looped, 2), epochs=1, verbose=0)
+plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+plain.compile("adam", "mse")
+given = plain.trainable_variables[0].value
+plain_snap = jaxsteps.snapshot(plain, plain.trainable_variables)
+plain.fit(rng.normal(size=(4, 3)), rng.normal(size=(4, 1)), verbose=0)
+out["snapshot"] = {
+    "kept": all(np.array_equal(np.asarray(a), c) for a, c in zip(snap, copies, strict=True)),
+    "trained": not all(np.array_equal(v.numpy(), c)
+                       for v, c in zip(looped.trainable_variables, copies, strict=True)),
+    "keras_deletes": given.is_deleted(),
+    "plain_copies": all(isinstance(a, np.ndarray) for a in plain_snap)}
 out["loops"].update(reused=history_of("reused"),
                     per_batch=history_of("per_batch", "train.steps_per_execution=1"))
 
 # predictions on JAX: 32-window calls in one compiled loop (jaxsteps.predict), against Keras'
 # own predict_on_batch of the same calls; the LSTM's dropout seed advances once per call
-import numpy as np
-from stockrnn import jaxsteps
-keras = use()
 m = keras.Sequential([keras.Input((5, 1)), keras.layers.LSTM(4, dropout=0.2),
                       keras.layers.Dense(1)])
 [seed] = [v for v in m.non_trainable_variables if v.path.endswith("seed_generator_state")]
@@ -234,9 +256,18 @@ def test_jax_steps_in_one_loop_and_a_reused_model_give_keras_own_numbers(jax):
     Keras' own step per batch on a new model."""
     loops = jax["loops"]
     assert loops["installed"] == [2, 64]  # batches of 2, 64 per compiled loop
+    assert loops["windows"] % 2 == 1  # a smaller last batch, in the loop's compiled call
     assert loops["looped"] == loops["per_batch"]
     assert loops["reused"] == loops["per_batch"]
     assert len(loops["looped"]) == 2
+
+
+def test_jax_snapshots_of_a_looped_model_are_its_arrays_kept_through_training(jax):
+    """``jaxsteps.snapshot`` (the keeper's best weights and last finished epoch) holds a looped
+    model's arrays themselves, which stay readable and unchanged while it trains on; on a model
+    with Keras' own train function, which deletes the arrays it is given, it copies them."""
+    assert jax["snapshot"] == {"kept": True, "trained": True, "keras_deletes": True,
+                               "plain_copies": True}
 
 
 def test_jax_predictions_are_keras_own_in_one_compiled_loop(jax):
