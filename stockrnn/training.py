@@ -95,6 +95,25 @@ def validation(loss: str, x: np.ndarray, y: np.ndarray, batch_size: int):
     return Validation()
 
 
+def on_host(callback_class):
+    """``callback_class`` (Keras' EarlyStopping or ReduceLROnPlateau) comparing the monitored
+    value with the best on the host: Keras compares them with ``keras.ops.less`` (or
+    ``greater``), a backend op on two numbers whose result it then waits for, every epoch (a
+    few tenths of a millisecond on JAX). This compares the same two float32 numbers in NumPy:
+    the same decisions, to the last bit of float32."""
+    keras = use()
+    host = {keras.ops.less: lambda a, b: np.float32(a) < np.float32(b),
+            keras.ops.greater: lambda a, b: np.float32(a) > np.float32(b)}
+
+    class OnHost(callback_class):
+        def _set_monitor_op(self):
+            super()._set_monitor_op()
+            self.monitor_op = host.get(self.monitor_op, self.monitor_op)
+
+    OnHost.__name__ = OnHost.__qualname__ = callback_class.__name__
+    return OnHost
+
+
 def shuffle_seed(seed: int, windows: int):
     """Puts NumPy's global RNG where a new model's training finds it when training begins. On
     JAX, Keras shuffles the training windows with it, and its first build of a new model
@@ -374,13 +393,14 @@ def fit(model_cfg, train_cfg: TrainConfig, ds: Dataset, run: RunDir, *, resume: 
     callbacks = [
         shuffle_seed(train_cfg.seed, len(tr.x)),
         validation(train_cfg.loss, va.x, va.y, train_cfg.batch_size),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=train_cfg.early_stopping.patience,
-                                      min_delta=train_cfg.early_stopping.min_delta),
+        on_host(keras.callbacks.EarlyStopping)(
+            monitor="val_loss", patience=train_cfg.early_stopping.patience,
+            min_delta=train_cfg.early_stopping.min_delta),
         keeper,
     ]
     if train_cfg.reduce_lr.patience:  # after the val_loss is computed, before the keeper (which
         # logs the rate in history.csv and saves it with the optimizer in the backup)
-        callbacks.insert(2, keras.callbacks.ReduceLROnPlateau(
+        callbacks.insert(2, on_host(keras.callbacks.ReduceLROnPlateau)(
             monitor="val_loss", factor=train_cfg.reduce_lr.factor,
             patience=train_cfg.reduce_lr.patience, min_lr=train_cfg.reduce_lr.min_lr))
     if progress == "lines":

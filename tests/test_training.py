@@ -435,6 +435,41 @@ def test_predict_calls_have_one_shape_and_give_the_same_bits_as_bigger_calls(mon
     assert training.predict_calls(4097) == 2
 
 
+def test_early_stopping_and_plateau_decide_on_the_host_as_keras_own_ops_do():
+    """``training.on_host`` makes Keras' EarlyStopping and ReduceLROnPlateau compare val_loss
+    with the best in NumPy instead of a backend op per epoch, as float32 numbers, as Keras'
+    ``ops.less`` does: the same waits, best values, stops and learning rates epoch by epoch,
+    also for changes float32 cannot hold (1e-9: no improvement, where float64 sees one)."""
+    from stockrnn.backend import use
+
+    keras = use()
+    losses = [1.0, 1.0 - 1e-9, 0.9995, 0.9, 0.9 + 1e-9, 0.8999999, 0.95, 0.7, 0.7 - 1e-9, 0.7,
+              0.69, 0.7]
+    models = [keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]) for _ in range(2)]
+    for model in models:
+        model.compile(keras.optimizers.Adam(), "mae")
+    for cls, kw in ((keras.callbacks.EarlyStopping, {"patience": 3}),
+                    (keras.callbacks.EarlyStopping, {"patience": 2, "min_delta": 1e-3}),
+                    (keras.callbacks.ReduceLROnPlateau, {"patience": 1, "factor": 0.5}),
+                    (keras.callbacks.ReduceLROnPlateau, {"patience": 1, "min_delta": 1e-3})):
+        traces = []
+        for make, model in zip((cls, training.on_host(cls)), models, strict=True):
+            model.stop_training, model.optimizer.learning_rate = False, 1e-2
+            callback = make(monitor="val_loss", **kw)
+            callback.set_model(model)
+            callback.on_train_begin()
+            trace = []
+            for epoch, loss in enumerate(losses):
+                callback.on_epoch_end(epoch, {"val_loss": loss})
+                trace.append((callback.wait, float(callback.best), model.stop_training,
+                              float(np.asarray(model.optimizer.learning_rate))))
+            traces.append(trace)
+        assert type(callback).__name__ == cls.__name__
+        assert callback.monitor_op is not keras.ops.less  # on the host
+        assert traces[0] == traces[1], (cls.__name__, kw)
+        assert traces[0][1][1] == 1.0  # 1 - 1e-9 is 1 in float32: not a new best
+
+
 def test_validation_draws_the_dropout_seeds_as_keras_own_validation():
     """Keras' evaluation loop advances a recurrent layer's dropout seed once per validation
     batch; ``training.validation`` scores the windows in 256-row predict calls and advances
