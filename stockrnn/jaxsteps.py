@@ -9,7 +9,8 @@ to ``batch_size * steps`` windows, cut it into batches of ``batch_size`` in orde
 full ones with ``lax.fori_loop`` over Keras' own ``train_step`` / ``test_step`` (padded to
 ``steps`` batches, so one compiled loop serves every epoch and every dataset of the same
 window shape), then a smaller last one as a step of its own, as Keras runs it, in the same
-compiled call. ``fit`` then hands Keras ``batch_size * steps`` as its batch size
+compiled call (for the first size of last batch a model meets; another size, on other data,
+runs in a call of its own). ``fit`` then hands Keras ``batch_size * steps`` as its batch size
 (``keras_batch_size``): Keras shuffles every window once per epoch and slices its batches from
 that one permutation, so the batches the loop cuts are the ones Keras would have made, trained
 in the same order: the same numbers, in one or a few calls per epoch.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 _LOOP = "_stockrnn_loop"  # model attribute: (batch_size, steps) of the installed functions
+_FUNCTIONS = "_stockrnn_functions"  # model attribute: the installed (train, test) functions
 
 
 def install(model, batch_size: int, steps: int) -> bool:
@@ -32,11 +34,10 @@ def install(model, batch_size: int, steps: int) -> bool:
     if use().backend.backend() != "jax" or steps <= 1 or not hasattr(model, "_make_function"):
         return False
     model.steps_per_execution = 1
-    model.make_train_function(force=True)
-    model.make_test_function(force=True)
-    model.train_function = _looped(model.train_step, model.train_function, batch_size, steps)
-    model.test_function = _looped(model.test_step, model.test_function, batch_size, steps)
+    model.train_function = _looped(model.train_step, batch_size, steps)
+    model.test_function = _looped(model.test_step, batch_size, steps)
     setattr(model, _LOOP, (batch_size, steps))
+    setattr(model, _FUNCTIONS, (model.train_function, model.test_function))
     return True
 
 
@@ -44,8 +45,10 @@ def snapshot(model, variables) -> list:
     """The values of ``variables`` now, as they will stay while ``model`` trains on: on a model
     with this module's train and test functions, the arrays themselves (no copy: those functions
     leave the arrays they are given as they are, where Keras' own give them to XLA to reuse,
-    which deletes them); else copies on the host. ``Variable.assign`` takes either back."""
-    if getattr(model, _LOOP, None) is not None:
+    which deletes them); else copies on the host (a model without them, or whose functions
+    Keras made again). ``Variable.assign`` takes either back. (Keras' own predict function
+    deletes them too: JAX predictions go through ``predict``, below.)"""
+    if getattr(model, _FUNCTIONS, None) == (model.train_function, model.test_function):
         return [v.value for v in variables]
     return [v.numpy() for v in variables]
 
@@ -56,10 +59,11 @@ def keras_batch_size(model, batch_size: int) -> int:
     return batch_size * loop[1] if loop and loop[0] == batch_size else batch_size
 
 
-def _looped(step, keras_function, batch_size: int, steps: int):
+def _looped(step, batch_size: int, steps: int):
     import jax
 
     one = jax.jit(step)  # no donated inputs: ``snapshot`` keeps them
+    fused = []  # the size of the smaller last batch the loop runs (the first one it is given)
 
     def loop(state, data, n, rest):
         """``n`` full batches of ``data`` (on its first axis), then ``rest`` (a smaller last
@@ -78,21 +82,24 @@ def _looped(step, keras_function, batch_size: int, steps: int):
     many = jax.jit(loop)
 
     def function(state, iterator):
-        if isinstance(iterator, list | tuple):  # a list of batches: Keras' own function, on
-            return keras_function(jax.tree.map(jax.numpy.copy, state), iterator)  # copies
         data = next(iterator)
         leaves, tree = jax.tree.flatten(data)
         size = len(leaves[0])
-        full = size // batch_size
+        full, left = divmod(size, batch_size)
         rest = (jax.tree.unflatten(tree, [np.asarray(a)[full * batch_size:] for a in leaves])
-                if size % batch_size else None)  # the smaller last batch
-        if not full:
-            return one(state, rest)
+                if left else None)  # the smaller last batch
+        if rest is not None and full and not fused:
+            fused.append(left)
+        # Another size of last batch (a reused model on other data: a backtest's next fold)
+        # runs alone: it compiles one step, not the loop again.
+        in_loop = rest is not None and full > 0 and fused == [left]
         for start in range(0, full, steps):  # runs of up to `steps` full batches
             n = min(steps, full - start)
             part = [_batches(a, start * batch_size, n, batch_size, steps) for a in leaves]
-            last = start + steps >= full
+            last = in_loop and start + steps >= full
             logs, state = many(state, jax.tree.unflatten(tree, part), n, rest if last else None)
+        if rest is not None and not in_loop:
+            logs, state = one(state, rest)
         return logs, state
 
     return function

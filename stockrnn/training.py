@@ -97,10 +97,11 @@ def validation(loss: str, x: np.ndarray, y: np.ndarray, batch_size: int):
 
 def on_host(callback_class):
     """``callback_class`` (Keras' EarlyStopping or ReduceLROnPlateau) comparing the monitored
-    value with the best on the host: Keras compares them with ``keras.ops.less`` (or
-    ``greater``), a backend op on two numbers whose result it then waits for, every epoch (a
-    few tenths of a millisecond on JAX). This compares the same two float32 numbers in NumPy:
-    the same decisions, to the last bit of float32."""
+    value with the best on the host: Keras (from 3.11) compares them with ``keras.ops.less``
+    (or ``greater``), a backend op on two numbers whose result it then waits for, every epoch
+    (a few tenths of a millisecond on JAX). This compares the same two float32 numbers in
+    NumPy: the same decisions, to the last bit of float32. (Older Keras compares on the host
+    already, in its own way, and is left as it is.)"""
     keras = use()
     host = {keras.ops.less: lambda a, b: np.float32(a) < np.float32(b),
             keras.ops.greater: lambda a, b: np.float32(a) > np.float32(b)}
@@ -156,8 +157,8 @@ def run_keeper(run: RunDir, *, resume: bool, threshold: float, every_s: float = 
     ``--resume`` backup, written together at most every ``every_s`` seconds (0: after every
     epoch), at the end, and when training is stopped by an exception (``flush()``).
 
-    In between it keeps them in memory (``jaxsteps.snapshot``: on JAX the arrays themselves,
-    else copies): each epoch's logged values (history), the weights of the best epoch so far
+    In between it keeps them in memory (``jaxsteps.snapshot``: on a model with jaxsteps'
+    looped functions the arrays themselves, else host copies): each epoch's logged values (history), the weights of the best epoch so far
     (``best_weights``, an epoch beating ``threshold`` on val_loss is written to
     ``checkpoints/best.keras``) and the last finished epoch's model and optimizer state (for
     ``flush``). At the end it writes the history; ``fit`` saves the best epoch as the model and

@@ -58,7 +58,9 @@ call("covariates", "run", "-c", sys.argv[2], "--json", *[a for kv in (
      "train.backend=jax", "model.units=[4]", "train.epochs=2", "window.look_back=10")
      for a in ("--set", kv)])
 
-resume = ["train", "-c", smoke, "--set", "train.epochs=4",
+# batches of 2: over 256 steps, so the epochs run in jaxsteps' loop and the keeper holds the
+# model's arrays themselves (jaxsteps.snapshot), which the Ctrl-C backup writes
+resume = ["train", "-c", smoke, "--set", "train.epochs=4", "--set", "train.batch_size=2",
           "--set", "train.early_stopping.patience=50"]
 logger = training.epoch_logger
 
@@ -71,6 +73,8 @@ def interrupted(total):
 
 training.epoch_logger = interrupted
 call("interrupted", *resume)
+out["interrupted_loop"] = getattr(next(reversed(training._COMPILED.values())),
+                                  "_stockrnn_loop", None)
 [run] = [p for p in (pathlib.Path(os.environ["STOCKRNN_RUNS_DIR"]) / "smoke").iterdir()
          if p.is_dir()]
 out["backup"] = json.loads((run / "backup" / "training_metadata.json").read_text())
@@ -128,6 +132,25 @@ out["snapshot"] = {
                        for v, c in zip(looped.trainable_variables, copies, strict=True)),
     "keras_deletes": given.is_deleted(),
     "plain_copies": all(isinstance(a, np.ndarray) for a in plain_snap)}
+# the loop runs the first size of smaller last batch it meets in its compiled call, others
+# (and a last batch alone) in a call of their own: batches of 3 and 4 per loop, Keras batches
+# of 12 cut into 3+1, then 4 | 0+1, then 4 | 1+2 batches: Keras' own weights, step by step
+def dense():
+    keras.utils.set_random_seed(4)
+    m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    m.compile(keras.optimizers.Adam(0.1), "mse")
+    return m
+
+mine, own = dense(), dense()
+jaxsteps.install(mine, 3, 4)
+xs, ys = rng.normal(size=(17, 3)).astype("float32"), rng.normal(size=(17, 1)).astype("float32")
+out["rests"] = []
+for n in (10, 13, 17):
+    mine.fit(xs[:n], ys[:n], batch_size=jaxsteps.keras_batch_size(mine, 3), shuffle=False,
+             verbose=0)
+    own.fit(xs[:n], ys[:n], batch_size=3, shuffle=False, verbose=0)
+    out["rests"].append(all(np.array_equal(a, b) for a, b in
+                            zip(mine.get_weights(), own.get_weights(), strict=True)))
 out["loops"].update(reused=history_of("reused"),
                     per_batch=history_of("per_batch", "train.steps_per_execution=1"))
 
@@ -253,10 +276,14 @@ def test_the_covariates_config_runs_on_jax(jax):
 def test_jax_steps_in_one_loop_and_a_reused_model_give_keras_own_numbers(jax):
     """On JAX stockrnn runs steps_per_execution batches in one compiled loop and reuses a
     compiled model for the next training of the same shape: both give exactly the history of
-    Keras' own step per batch on a new model."""
+    Keras' own step per batch on a new model. A smaller last batch runs in the loop's call
+    (the first size a model meets) or alone (a later size, or no full batch before it): Keras'
+    own weights after each."""
     loops = jax["loops"]
     assert loops["installed"] == [2, 64]  # batches of 2, 64 per compiled loop
-    assert loops["windows"] % 2 == 1  # a smaller last batch, in the loop's compiled call
+    last = loops["windows"] % 128  # the last Keras batch: full batches and a smaller one
+    assert last % 2 == 1 and last > 2
+    assert jax["rests"] == [True, True, True]
     assert loops["looped"] == loops["per_batch"]
     assert loops["reused"] == loops["per_batch"]
     assert len(loops["looped"]) == 2
@@ -309,6 +336,7 @@ def test_interrupted_jax_training_backs_up_and_resumes_on_jax(jax):
     first = jax["interrupted"]
     assert first["code"] == 130 and "Error: interrupted" in first["stderr"], first["stderr"]
     assert jax["backup"]["epoch"] == 2
+    assert jax["interrupted_loop"] == [2, 64]  # the backup of arrays kept, not copied
     resumed = jax["resumed"]
     assert resumed["code"] == 0, resumed["stderr"]
     [run] = [p for p in (jax["runs"] / "smoke").iterdir() if p.is_dir()]
