@@ -58,36 +58,6 @@ call("covariates", "run", "-c", sys.argv[2], "--json", *[a for kv in (
      "train.backend=jax", "model.units=[4]", "train.epochs=2", "window.look_back=10")
      for a in ("--set", kv)])
 
-# batches of 2: over 256 steps, so the epochs run in jaxsteps' loop and the keeper holds the
-# model's arrays themselves (jaxsteps.snapshot), which the Ctrl-C backup writes
-resume = ["train", "-c", smoke, "--set", "train.epochs=4", "--set", "train.batch_size=2",
-          "--set", "train.early_stopping.patience=50"]
-logger = training.epoch_logger
-
-def interrupted(total):
-    class Interrupt(use().callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
-                raise KeyboardInterrupt
-    return Interrupt()
-
-training.epoch_logger = interrupted
-call("interrupted", *resume)
-out["interrupted_loop"] = getattr(next(reversed(training._COMPILED.values())),
-                                  "_stockrnn_loop", None)
-[run] = [p for p in (pathlib.Path(os.environ["STOCKRNN_RUNS_DIR"]) / "smoke").iterdir()
-         if p.is_dir()]
-out["backup"] = json.loads((run / "backup" / "training_metadata.json").read_text())
-training.epoch_logger = logger
-call("resumed", *resume, "--resume")
-call("predict", "predict", "--run", str(run), "--format", "json")
-# Keras on JAX exports keras (as is) and savedmodel (jax2tf); the test loads both in TensorFlow
-for fmt in ("keras", "savedmodel"):
-    call(f"export_{fmt}", "export", "--run", str(run), "--format", fmt, "--output",
-         str(pathlib.Path.cwd() / "exported" / fmt))
-from stockrnn.data.store import Store
-out["latest"] = Store(os.environ["STOCKRNN_DATA_DIR"]).read("GOOG", "1d")["Close"].tolist()[-11:]
-
 # steps_per_execution batches in one compiled loop (default), the same on a reused compiled
 # model, and Keras' own step per batch (steps_per_execution 1): the same histories
 from stockrnn import dataset, runs, stages
@@ -153,6 +123,38 @@ for n in (10, 13, 17):
                             zip(mine.get_weights(), own.get_weights(), strict=True)))
 out["loops"].update(reused=history_of("reused"),
                     per_batch=history_of("per_batch", "train.steps_per_execution=1"))
+
+# the loops' model and batches of 2 (its compiled loop reused): over 256 steps, so the epochs
+# run in jaxsteps' loop and the keeper holds the model's arrays themselves (jaxsteps.snapshot),
+# which the Ctrl-C backup writes
+resume = ["train", "-c", smoke, *[a for kv in (
+          "train.epochs=4", "train.batch_size=2", "model.units=[4]", "model.dropout=0.1",
+          "model.unroll=false", "train.early_stopping.patience=50") for a in ("--set", kv)]]
+logger = training.epoch_logger
+
+def interrupted(total):
+    class Interrupt(use().callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+    return Interrupt()
+
+training.epoch_logger = interrupted
+call("interrupted", *resume)
+out["interrupted_loop"] = getattr(next(reversed(training._COMPILED.values())),
+                                  "_stockrnn_loop", None)
+[run] = [p for p in (pathlib.Path(os.environ["STOCKRNN_RUNS_DIR"]) / "smoke").iterdir()
+         if p.is_dir()]
+out["backup"] = json.loads((run / "backup" / "training_metadata.json").read_text())
+training.epoch_logger = logger
+call("resumed", *resume, "--resume")
+call("predict", "predict", "--run", str(run), "--format", "json")
+# Keras on JAX exports keras (as is) and savedmodel (jax2tf); the test loads both in TensorFlow
+for fmt in ("keras", "savedmodel"):
+    call(f"export_{fmt}", "export", "--run", str(run), "--format", fmt, "--output",
+         str(pathlib.Path.cwd() / "exported" / fmt))
+from stockrnn.data.store import Store
+out["latest"] = Store(os.environ["STOCKRNN_DATA_DIR"]).read("GOOG", "1d")["Close"].tolist()[-11:]
 
 # predictions on JAX: 32-window calls in one compiled loop (jaxsteps.predict), against Keras'
 # own predict_on_batch of the same calls; the LSTM's dropout seed advances once per call
