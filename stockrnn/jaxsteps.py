@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_LOOP = "_stockrnn_loop"  # model attribute: (batch_size, steps) of the installed functions
-_FUNCTIONS = "_stockrnn_functions"  # model attribute: the installed (train, test) functions
+LOOP = "stockrnn_loop"  # attribute of the installed functions: their (batch_size, steps)
 
 
 def install(model, batch_size: int, steps: int) -> bool:
@@ -36,9 +35,15 @@ def install(model, batch_size: int, steps: int) -> bool:
     model.steps_per_execution = 1
     model.train_function = _looped(model.train_step, batch_size, steps)
     model.test_function = _looped(model.test_step, batch_size, steps)
-    setattr(model, _LOOP, (batch_size, steps))
-    setattr(model, _FUNCTIONS, (model.train_function, model.test_function))
     return True
+
+
+def loop_of(model) -> tuple[int, int] | None:
+    """(batch_size, steps) of ``model``'s installed train and test functions; None when they
+    are not both this module's (never installed, or made again by Keras)."""
+    loops = {getattr(getattr(model, name, None), LOOP, None)
+             for name in ("train_function", "test_function")}
+    return loops.pop() if len(loops) == 1 else None
 
 
 def snapshot(model, variables) -> list:
@@ -48,14 +53,14 @@ def snapshot(model, variables) -> list:
     which deletes them); else copies on the host (a model without them, or whose functions
     Keras made again). ``Variable.assign`` takes either back. (Keras' own predict function
     deletes them too: JAX predictions go through ``predict``, below.)"""
-    if getattr(model, _FUNCTIONS, None) == (model.train_function, model.test_function):
+    if loop_of(model) is not None:
         return [v.value for v in variables]
     return [v.numpy() for v in variables]
 
 
 def keras_batch_size(model, batch_size: int) -> int:
     """The batch size to give Keras' ``fit`` for training batches of ``batch_size``."""
-    loop = getattr(model, _LOOP, None)
+    loop = loop_of(model)
     return batch_size * loop[1] if loop and loop[0] == batch_size else batch_size
 
 
@@ -102,6 +107,7 @@ def _looped(step, batch_size: int, steps: int):
             logs, state = one(state, rest)
         return logs, state
 
+    setattr(function, LOOP, (batch_size, steps))
     return function
 
 

@@ -76,21 +76,15 @@ def validation(loss: str, x: np.ndarray, y: np.ndarray, batch_size: int):
 
     class Validation(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            if calls == batches:  # predict has drawn the seeds as far already
-                pred = predict(self.model, x)
-            else:
-                pred = self.rescaled_draws()
-            if logs is not None:
-                logs["val_loss"] = loss_value(loss, pred, y)
-
-        def rescaled_draws(self):
-            seeds = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+            seeds = [] if calls == batches else [  # else predict has drawn them as far
+                v for v in self.model.variables if v.path.endswith("seed_generator_state")]
             before = [np.asarray(v.value) for v in seeds]
             pred = predict(self.model, x)
             for var, old in zip(seeds, before, strict=True):
                 drawn = (np.asarray(var.value) - old) // calls  # by one predict call
                 var.assign(old + batches * drawn)
-            return pred
+            if logs is not None:
+                logs["val_loss"] = loss_value(loss, pred, y)
 
     return Validation()
 
@@ -158,14 +152,15 @@ def run_keeper(run: RunDir, *, resume: bool, threshold: float, every_s: float = 
     epoch), at the end, and when training is stopped by an exception (``flush()``).
 
     In between it keeps them in memory (``jaxsteps.snapshot``: on a model with jaxsteps'
-    looped functions the arrays themselves, else host copies): each epoch's logged values (history), the weights of the best epoch so far
-    (``best_weights``, an epoch beating ``threshold`` on val_loss is written to
-    ``checkpoints/best.keras``) and the last finished epoch's model and optimizer state (for
-    ``flush``). At the end it writes the history; ``fit`` saves the best epoch as the model and
-    copies that file to the checkpoint (``unsaved`` says it must). A write puts history.csv
-    first, then the checkpoint, then the backup (Keras' BackupAndRestore: ``backup/``), so a kill in the middle leaves the
-    backup at or behind the other two: ``--resume`` trains again what it lost, at most
-    ``every_s`` seconds of epochs, and history.csv keeps one row per epoch.
+    looped functions the arrays themselves, else host copies): each epoch's logged values
+    (history), the weights of the best epoch so far (``best_weights``, an epoch beating
+    ``threshold`` on val_loss is written to ``checkpoints/best.keras``) and the last finished
+    epoch's model and optimizer state (for ``flush``). At the end it writes the history; ``fit``
+    saves the best epoch as the model and copies that file to the checkpoint (``unsaved`` says
+    it must). A write puts history.csv first, then the checkpoint, then the backup (Keras'
+    BackupAndRestore: ``backup/``), so a kill in the middle leaves the backup at or behind the
+    other two: ``--resume`` trains again what it lost, at most ``every_s`` seconds of epochs,
+    and history.csv keeps one row per epoch.
 
     The backup keeps the previous one too (Keras writes its files in place, so a kill in the
     middle of a write leaves an unreadable weights or metadata file; the previous backup is

@@ -60,7 +60,7 @@ call("covariates", "run", "-c", sys.argv[2], "--json", *[a for kv in (
 
 # steps_per_execution batches in one compiled loop (default), the same on a reused compiled
 # model, and Keras' own step per batch (steps_per_execution 1): the same histories
-from stockrnn import dataset, runs, stages
+from stockrnn import dataset, jaxsteps, runs, stages
 from stockrnn.config import load_config
 
 def history_of(name, *sets):
@@ -78,12 +78,11 @@ out["loops"] = {}
 out["loops"]["looped"] = history_of("looped")
 # the compiled model it trained on: the most recently used of those the process keeps
 looped = next(reversed(training._COMPILED.values()))
-out["loops"]["installed"] = getattr(looped, "_stockrnn_loop", None)
+out["loops"]["installed"] = jaxsteps.loop_of(looped)
 
 # jaxsteps.snapshot: a looped model's arrays, kept as they are while it trains on; Keras' own
 # train function deletes the arrays it is given (so a model without the loop gets copies)
 import numpy as np
-from stockrnn import jaxsteps
 keras = use()
 rng = np.random.default_rng(3)
 x = rng.normal(size=(9, *looped.input_shape[1:])).astype("float32")
@@ -141,8 +140,7 @@ def interrupted(total):
 
 training.epoch_logger = interrupted
 call("interrupted", *resume)
-out["interrupted_loop"] = getattr(next(reversed(training._COMPILED.values())),
-                                  "_stockrnn_loop", None)
+out["interrupted_loop"] = jaxsteps.loop_of(next(reversed(training._COMPILED.values())))
 [run] = [p for p in (pathlib.Path(os.environ["STOCKRNN_RUNS_DIR"]) / "smoke").iterdir()
          if p.is_dir()]
 out["backup"] = json.loads((run / "backup" / "training_metadata.json").read_text())
