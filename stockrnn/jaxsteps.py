@@ -68,7 +68,7 @@ def _looped(step, batch_size: int, steps: int):
     import jax
 
     one = jax.jit(step)  # no donated inputs: ``snapshot`` keeps them
-    fused = []  # the size of the smaller last batch the loop runs (the first one it is given)
+    fused = None  # the size of smaller last batch the loop runs in its call: the first it meets
 
     def loop(state, data, n, rest):
         """``n`` full batches of ``data`` (on its first axis), then ``rest`` (a smaller last
@@ -87,17 +87,18 @@ def _looped(step, batch_size: int, steps: int):
     many = jax.jit(loop)
 
     def function(state, iterator):
+        nonlocal fused
         data = next(iterator)
         leaves, tree = jax.tree.flatten(data)
         size = len(leaves[0])
         full, left = divmod(size, batch_size)
         rest = (jax.tree.unflatten(tree, [np.asarray(a)[full * batch_size:] for a in leaves])
                 if left else None)  # the smaller last batch
-        if rest is not None and full and not fused:
-            fused.append(left)
+        if rest is not None and full and fused is None:
+            fused = left
         # Another size of last batch (a reused model on other data: a backtest's next fold)
         # runs alone: it compiles one step, not the loop again.
-        in_loop = rest is not None and full > 0 and fused == [left]
+        in_loop = rest is not None and full > 0 and fused == left
         for start in range(0, full, steps):  # runs of up to `steps` full batches
             n = min(steps, full - start)
             part = [_batches(a, start * batch_size, n, batch_size, steps) for a in leaves]

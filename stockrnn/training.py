@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -89,6 +90,7 @@ def validation(loss: str, x: np.ndarray, y: np.ndarray, batch_size: int):
     return Validation()
 
 
+@functools.cache
 def on_host(callback_class):
     """``callback_class`` (Keras' EarlyStopping or ReduceLROnPlateau) comparing the monitored
     value with the best on the host: Keras (from 3.11) compares them with ``keras.ops.less``

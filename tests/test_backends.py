@@ -176,10 +176,8 @@ out["predictions"]["compiled"] = getattr(m, jaxsteps._PREDICT)._cache_size()
 # benchmarks/floor.py's hand-written network (the per-epoch compute floor in docs/benchmarks.md)
 # is Keras' own: one epoch of one batch there and Keras' train_on_batch from the same weights
 # (any random recurrent kernel: Keras' orthogonal one would compile a QR decomposition first)
-import numpy as np
 sys.path.insert(0, sys.argv[3])
 from benchmarks import floor
-keras = use()
 out["floor"] = {}
 for family, layer in (("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU)):
     model = keras.Sequential([keras.Input((5, 1)),
