@@ -68,7 +68,7 @@ def _looped(step, batch_size: int, steps: int):
     import jax
 
     one = jax.jit(step)  # no donated inputs: ``snapshot`` keeps them
-    fused = None  # the size of smaller last batch the loop runs in its call: the first it meets
+    fused = None  # the size of the smaller last batch the loop runs in its call: the first met
 
     def loop(state, data, n, rest):
         """``n`` full batches of ``data`` (on its first axis), then ``rest`` (a smaller last
