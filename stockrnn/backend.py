@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
 import logging
 import os
@@ -35,18 +36,19 @@ def use(backend: str | None = None):
         return keras
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if backend == "jax":
-        try:
-            import jax  # noqa: F401
-        except ImportError:
-            raise ConfigError("train.backend is jax but jax is not installed: "
-                              "pip install 'stockrnn[jax]' (or make demo BACKEND=jax)") from None
-    hidden = _KERAS_EXTRAS + (("jax",) if backend == "tensorflow" else ())
-    with _native_stderr_to_log(), _hidden(hidden):
-        import keras
-    # on JAX too, when installed: Keras imports it to save a model (its serialization asks for
-    # tf.TensorShape), and its start-up lines would then reach the terminal
-    import_tensorflow()
+    with _collector_paused():
+        if backend == "jax":
+            try:
+                import jax  # noqa: F401
+            except ImportError:
+                raise ConfigError("train.backend is jax but jax is not installed: "
+                                  "pip install 'stockrnn[jax]' (or make demo BACKEND=jax)") from None
+        hidden = _KERAS_EXTRAS + (("jax",) if backend == "tensorflow" else ())
+        with _native_stderr_to_log(), _hidden(hidden):
+            import keras
+        # on JAX too, when installed: Keras imports it to save a model (its serialization asks
+        # for tf.TensorShape), and its start-up lines would then reach the terminal
+        import_tensorflow()
     _probe_devices()
     return keras
 
@@ -73,8 +75,28 @@ def import_tensorflow() -> None:
     if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _native_stderr_to_log(), _hidden(_KERAS_EXTRAS + ("jax",)):
+    with _collector_paused(), _native_stderr_to_log(), _hidden(_KERAS_EXTRAS + ("jax",)):
         import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector off while the block imports (TensorFlow, Keras, JAX),
+    then every object alive frozen out of its later passes (``gc.freeze``). An import makes
+    hundreds of thousands of long-lived objects and almost no garbage, and each of the
+    collector's passes walks all it tracks: without this it ran about 18% of TensorFlow's
+    import, and every later full pass of a training (tracing makes cyclic garbage) walked the
+    whole framework again. Objects alive at the freeze that become garbage later are left to
+    reference counting."""
+    if not gc.isenabled():  # a caller's block of its own (``use`` imports TensorFlow in one)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.freeze()
 
 
 # Imported by Keras (which TensorFlow imports too) when installed, for what stockrnn never uses:

@@ -125,3 +125,26 @@ def test_a_hidden_module_fails_to_import_only_while_hidden(tmp_path, monkeypatch
     with backend._hidden(("stockrnn_hidden_probe",)):
         assert sys.modules["stockrnn_hidden_probe"] is stockrnn_hidden_probe
     monkeypatch.delitem(sys.modules, "stockrnn_hidden_probe")
+
+
+def test_imports_run_without_the_cycle_collector_and_what_they_made_is_frozen():
+    """``backend._collector_paused``: the collector off in the block (also when it raises),
+    on after it, the objects alive then frozen out of its later passes; a block inside another
+    leaves both to the outer one. This process imported Keras through it (``use``)."""
+    import gc
+
+    from stockrnn import backend
+
+    backend.use()
+    assert gc.isenabled() and gc.get_freeze_count() > 0
+    before = gc.get_freeze_count()
+    made = []
+    with pytest.raises(RuntimeError):
+        with backend._collector_paused():
+            assert not gc.isenabled()
+            with backend._collector_paused():  # import_tensorflow inside use
+                made.extend([i] for i in range(1000))  # lists: always tracked
+            assert not gc.isenabled()
+            raise RuntimeError("an import failed")
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= before + 1000
