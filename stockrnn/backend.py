@@ -41,8 +41,8 @@ def use(backend: str | None = None):
             try:
                 import jax  # noqa: F401
             except ImportError:
-                raise ConfigError("train.backend is jax but jax is not installed: "
-                                  "pip install 'stockrnn[jax]' (or make demo BACKEND=jax)") from None
+                raise ConfigError("train.backend is jax but jax is not installed: pip install "
+                                  "'stockrnn[jax]' (or make demo BACKEND=jax)") from None
         hidden = _KERAS_EXTRAS + (("jax",) if backend == "tensorflow" else ())
         with _native_stderr_to_log(), _hidden(hidden):
             import keras
