@@ -36,7 +36,7 @@ def use(backend: str | None = None):
         return keras
     os.environ["KERAS_BACKEND"] = backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _collector_paused():
+    with collector_paused():
         if backend == "jax":
             try:
                 import jax  # noqa: F401
@@ -75,24 +75,27 @@ def import_tensorflow() -> None:
     if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _collector_paused(), _native_stderr_to_log(), _hidden(_KERAS_EXTRAS + ("jax",)):
+    with collector_paused(), _native_stderr_to_log(), _hidden(_KERAS_EXTRAS + ("jax",)):
         import tensorflow  # noqa: F401
 
 
 @contextlib.contextmanager
-def _collector_paused():
-    """Python's cyclic garbage collector off while the block imports (TensorFlow, Keras, JAX),
-    then every object alive frozen out of its later passes (``gc.freeze``). An import makes
-    hundreds of thousands of long-lived objects and almost no garbage, and each of the
-    collector's passes walks all it tracks: without this it ran about 18% of TensorFlow's
-    import, and every later full pass of a training (tracing makes cyclic garbage) walked the
-    whole framework again. Objects alive at the freeze that become garbage later are left to
-    reference counting."""
-    if not gc.isenabled():  # a caller's block of its own (``use`` imports TensorFlow in one)
+def collector_paused():
+    """Python's cyclic garbage collector off while the block imports (TensorFlow, Keras, JAX;
+    the fork server's preloads), then every object alive at the block's end frozen out of its
+    later passes (``gc.freeze``). An import makes hundreds of thousands of long-lived objects
+    and almost no garbage, and each of the collector's passes walks all it tracks: it ran about
+    18% of TensorFlow's import, and every later full pass (tracing makes cyclic garbage) walked
+    the whole framework again. What is frozen is never collected as a cycle: cyclic garbage
+    pending at the freeze (little, just after imports) stays in memory, and objects frozen
+    then are left to reference counting. For the imports of a process, on one thread: the
+    collector is on or off for the whole process. Inside a block of its own, or where a caller
+    has turned the collector off, it leaves the collector as it is and freezes nothing."""
+    if not gc.isenabled():
         yield
         return
-    gc.disable()
     try:
+        gc.disable()
         yield
     finally:
         gc.enable()

@@ -95,17 +95,21 @@ def test_keras_loads_without_scikit_learn_which_imports_as_usual_afterwards(work
     process imports it as usual afterwards. Checked in a process forked from a server that
     imported stockrnn.preload, as ``--jobs`` workers are (tests/test_backends.py checks a fresh
     process that picks JAX); such a process also starts with statsforecast (the baselines every
-    job fits) when the stats extra is installed, and did not import it again."""
+    job fits) when the stats extra is installed, and did not import it again; and with what the
+    server imported frozen out of its collector's passes (``backend.collector_paused``)."""
     pytest.importorskip("sklearn")
     stats = importlib.util.find_spec("statsforecast") is not None
-    code = ("import sys; print('tensorflow' in sys.modules, 'keras' in sys.modules, "
-            "'sklearn' in sys.modules, 'statsforecast.models' in sys.modules); "
+    code = ("import gc, sys; print('tensorflow' in sys.modules, 'keras' in sys.modules, "
+            "'sklearn' in sys.modules, 'statsforecast.models' in sys.modules, "
+            "gc.isenabled(), gc.get_freeze_count() > 0); "
             "from sklearn.preprocessing import MinMaxScaler; "
             "print(MinMaxScaler().fit([[1.0], [3.0]]).data_max_[0])")
     child = Child([], work, dict(os.environ), code=code)
     out, err = child.communicate(120)
     assert child.returncode == 0, err
-    assert out.split() == ["True", "True", "False", str(stats), "3.0"]
+    # the server imported them with the collector paused, then froze them
+    # (backend.collector_paused): the child's collector is on and passes over them
+    assert out.split() == ["True", "True", "False", str(stats), "True", "True", "3.0"]
 
 
 def test_a_hidden_module_fails_to_import_only_while_hidden(tmp_path, monkeypatch):
@@ -127,24 +131,30 @@ def test_a_hidden_module_fails_to_import_only_while_hidden(tmp_path, monkeypatch
     monkeypatch.delitem(sys.modules, "stockrnn_hidden_probe")
 
 
-def test_imports_run_without_the_cycle_collector_and_what_they_made_is_frozen():
-    """``backend._collector_paused``: the collector off in the block (also when it raises),
-    on after it, the objects alive then frozen out of its later passes; a block inside another
-    leaves both to the outer one. This process imported Keras through it (``use``)."""
+def test_the_collector_is_off_in_the_block_and_on_after_it_with_the_objects_frozen():
+    """``backend.collector_paused``: the collector off in the block (also when it raises), on
+    after it, the objects alive then frozen out of its later passes; a block inside another,
+    or where the collector is off already, leaves it as it is and freezes nothing."""
     import gc
 
     from stockrnn import backend
 
-    backend.use()
-    assert gc.isenabled() and gc.get_freeze_count() > 0
     before = gc.get_freeze_count()
     made = []
     with pytest.raises(RuntimeError):
-        with backend._collector_paused():
+        with backend.collector_paused():
             assert not gc.isenabled()
-            with backend._collector_paused():  # import_tensorflow inside use
+            with backend.collector_paused():  # import_tensorflow inside use
                 made.extend([i] for i in range(1000))  # lists: always tracked
-            assert not gc.isenabled()
+            assert not gc.isenabled() and gc.get_freeze_count() == before
             raise RuntimeError("an import failed")
     assert gc.isenabled()
     assert gc.get_freeze_count() >= before + 1000
+    gc.disable()
+    try:
+        frozen = gc.get_freeze_count()
+        with backend.collector_paused():
+            made.extend([i] for i in range(1000))
+        assert not gc.isenabled() and gc.get_freeze_count() == frozen
+    finally:
+        gc.enable()
