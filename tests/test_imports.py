@@ -108,7 +108,7 @@ def test_keras_loads_without_scikit_learn_which_imports_as_usual_afterwards(work
     out, err = child.communicate(120)
     assert child.returncode == 0, err
     # the server imported them with the collector paused, then froze them
-    # (backend.collector_paused): the child's collector is on and passes over them
+    # (backend.collector_paused): the child's collector is on and leaves them out of its passes
     assert out.split() == ["True", "True", "False", str(stats), "True", "True", "3.0"]
 
 
